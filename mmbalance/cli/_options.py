@@ -1,0 +1,44 @@
+"""Option types shared by several commands (audit, check, finetune), defined once.
+
+Use them as parameter annotations in a command::
+
+    def audit(model: ModelOpt, data: DataOpt, checkpoint: CheckpointOpt = None, ...): ...
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registered name, [bold]package.module:factory[/] or [bold]file.py:factory[/].")]
+ModelArgOpt = Annotated[Optional[list[str]], typer.Option("--model-arg", help="Constructor argument key=value (JSON values parsed); repeatable.")]
+CheckpointOpt = Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="State-dict file (.pt .pth .ckpt .bin .safetensors).")]
+TrustOpt = Annotated[bool, typer.Option("--trust-checkpoint", help="Allow full unpickling of the checkpoint. Only for files you trust: it can run code.")]
+OutputOpt = Annotated[Optional[str], typer.Option("--output", help="Which element of a tuple/list (index) or dict (key) output holds the logits.")]
+DataOpt = Annotated[str, typer.Option("--data", "-d", help="Dataset: a .pt file, a split directory, or synthetic:av-dominance.")]
+SplitOpt = Annotated[Optional[str], typer.Option("--split", help="Split of a split dataset (train, val, test).")]
+ModalitiesOpt = Annotated[Optional[str], typer.Option("--modalities", help="Comma-separated modality names in model input order.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Samples per batch.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables; errors still go to stderr.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout instead of tables.")]
+
+
+def split_list(value: str | None) -> list[str] | None:
+    """``"a, b"`` → ``["a", "b"]``; ``None``/empty → ``None``."""
+    if not value:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    return items or None
+
+
+def parse_output(value: str | None) -> str | int | None:
+    """``--output 2`` → 2 (a tuple index), ``--output logits`` → "logits" (a dict key)."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return value

@@ -1,0 +1,44 @@
+"""Terminal tables for audit results (rich)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from ..results import AuditResult
+
+
+def audit_table(result: AuditResult) -> Table:
+    """One row per modality, one column per estimator, plus the imbalance summary in the caption.
+
+    Example:
+        >>> Console().print(audit_table(result))  # doctest: +SKIP
+    """
+    title = (f"Modality shares — {result.model} on {result.data}"
+             f"{f' [{result.split}]' if result.split else ''}, n={result.n_samples}")
+    table = Table(title=title, title_justify="left")
+    table.add_column("modality", style="bold")
+    for name, method in result.methods.items():
+        table.add_column(f"{name} ({method.level})", justify="right")
+    dom = result.dominant_modality
+    for mod in result.modalities:
+        cells = []
+        for method in result.methods.values():
+            share = method.shares.get(mod)
+            text = "—" if share is None else f"{share:6.1%}"
+            if method.ci95 and mod in method.ci95 and method.ci95[mod]:
+                lo, hi = method.ci95[mod]
+                text += f" [{lo:.1%}, {hi:.1%}]"
+            cells.append(text)
+        name = f"{mod} ← dominant" if mod == dom and len(result.modalities) > 1 else mod
+        table.add_row(name, *cells)
+    imb = result.imbalance
+    table.caption = (f"accuracy {result.accuracy:.1%} · dominant {dom} · max share {imb['max_share']:.1%} · "
+                     f"share variance {imb['share_variance']:.4f} · entropy {imb['entropy']:.3f}")
+    table.caption_justify = "left"
+    return table
+
+
+def print_audit(result: AuditResult, console: Console | None = None) -> None:
+    """Print :func:`audit_table` to ``console`` (stdout by default)."""
+    (console or Console()).print(audit_table(result))

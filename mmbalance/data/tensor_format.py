@@ -1,0 +1,138 @@
+"""The tensor dataset format: one ``torch.save`` file per split (see ``docs/dataset-format.md``).
+
+A file holds ``{"inputs": {modality: Tensor[N, ...]}, "labels": LongTensor[N],
+"classes": [names]}`` (``classes`` optional). It is read with ``weights_only=True`` (no
+arbitrary code) and memory-mapped, so large files stream from disk.
+
+Example:
+    >>> import tempfile, pathlib, torch
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "test.pt"
+    >>> _ = save_tensor_dataset(p, {"audio": torch.zeros(4, 1, 8, 8), "visual": torch.zeros(4, 3, 2, 8, 8)},
+    ...                         torch.tensor([0, 1, 1, 0]), classes=["cat", "dog"])
+    >>> ds = load_tensor_file(p)
+    >>> ds.modalities, ds.classes, len(ds)
+    (('audio', 'visual'), ['cat', 'dog'], 4)
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+from ..errors import DataError
+from ..io import atomic_write_with
+from .dataset import TensorMultimodalDataset, check_tensor_dataset
+
+__all__ = ["SUFFIXES", "load_tensor_file", "read_tensor_file", "save_tensor_dataset"]
+
+SUFFIXES = (".pt", ".pth")
+_ZIP_MAGIC = b"PK\x03\x04"
+_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([A-Za-z_][\w.]*) was not an allowed global")
+_ONLY_SAFE = "a dataset file must contain only tensors, dicts, lists and strings"
+
+
+def load_tensor_file(
+    path: str | os.PathLike[str],
+    *,
+    modalities: Sequence[str] | None = None,
+    source: str | None = None,
+    split: str | None = None,
+) -> TensorMultimodalDataset:
+    """Read one tensor dataset file into a :class:`TensorMultimodalDataset`.
+
+    ``modalities`` selects and orders modalities (default: the file's key order). ``source``
+    and ``split`` are recorded on the dataset (``source`` defaults to ``path``); messages
+    name the file itself.
+
+    Example: ``load_tensor_file("data/test.pt", modalities=["visual", "audio"])``.
+    """
+    path = Path(path)
+    obj = read_tensor_file(path)
+    where = str(path)
+    if not isinstance(obj, dict):
+        raise DataError(f"{where} holds a {type(obj).__name__}, not a dataset dict",
+                        hint='expected {"inputs": {modality: tensor}, "labels": tensor, "classes": [...]}')
+    missing = [k for k in ("inputs", "labels") if k not in obj]
+    if missing:
+        found = ", ".join(repr(k) for k in obj) or "none"
+        raise DataError(f"{where} has no {' or '.join(repr(k) for k in missing)} entry (found keys: {found})",
+                        hint='expected {"inputs": {modality: tensor}, "labels": tensor, "classes": [...]}')
+    return TensorMultimodalDataset(obj["inputs"], obj["labels"], classes=obj.get("classes"),
+                                   modalities=modalities, source=source or where, split=split, location=where)
+
+
+def read_tensor_file(path: str | os.PathLike[str]) -> Any:
+    """``torch.load`` with ``weights_only=True`` and ``mmap`` (plain read for legacy files), errors as DataError."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"dataset file not found: {path}")
+    if path.is_dir():
+        raise DataError(f"{path} is a directory, not a dataset file")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as err:
+        raise DataError(f"cannot read {path}: {err.strerror or err}") from err
+    if not head:
+        raise DataError(f"{path} is empty", hint="write it again with mmbalance.data.save_tensor_dataset")
+    try:
+        # zip files (torch.save's format since 1.6) can be memory-mapped; legacy ones cannot
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=head == _ZIP_MAGIC)
+    except pickle.UnpicklingError as err:
+        unsafe = _UNSAFE_GLOBAL.search(str(err))
+        if unsafe:
+            name = unsafe.group(1)
+            hint = ("convert arrays with torch.from_numpy(...) before saving" if name.startswith("numpy")
+                    else "save plain tensors, lists and strings only")
+            raise DataError(f"{path} holds a Python object ({name}) that needs arbitrary code to load; "
+                            f"{_ONLY_SAFE}", hint=hint) from None
+        raise DataError(f"{path} is not a readable torch file (corrupt or truncated?)",
+                        hint="write it again with torch.save or mmbalance.data.save_tensor_dataset") from None
+    except OSError as err:
+        raise DataError(f"cannot read {path}: {err.strerror or err}") from None
+    except Exception as err:  # noqa: BLE001 - torch reports corrupt files with many exception types
+        reason = str(err).split(". ")[0].strip() or type(err).__name__
+        raise DataError(f"{path} is not a readable torch file (corrupt or truncated?): {reason[:200]}",
+                        hint="write it again with torch.save or mmbalance.data.save_tensor_dataset") from None
+
+
+def save_tensor_dataset(
+    path: str | os.PathLike[str],
+    inputs: Mapping[str, Tensor],
+    labels: Tensor | Sequence[int],
+    classes: Sequence[str] | None = None,
+) -> Path:
+    """Check and write a tensor dataset file atomically (modality order = ``inputs`` order).
+
+    Tensors are moved to the CPU and stored compactly (a slice does not drag its whole
+    parent storage along).
+
+    Example: ``save_tensor_dataset("data/test.pt", {"audio": a, "visual": v}, labels, ["cat", "dog"])``.
+    """
+    path = Path(path)
+    if not isinstance(labels, Tensor):
+        labels = torch.as_tensor(list(labels), dtype=torch.long)
+    if classes is not None:
+        classes = list(classes)
+    labels, _ = check_tensor_dataset(inputs, labels, classes, where=str(path))
+    payload: dict[str, Any] = {
+        "inputs": {name: _compact(t) for name, t in inputs.items()},
+        "labels": _compact(labels),
+    }
+    if classes is not None:
+        payload["classes"] = [str(c) for c in classes]
+    atomic_write_with(path, lambda tmp: torch.save(payload, tmp))
+    return path
+
+
+def _compact(t: Tensor) -> Tensor:
+    t = t.detach().cpu().contiguous()
+    if t.untyped_storage().nbytes() != t.numel() * t.element_size():
+        t = t.clone()
+    return t

@@ -1,0 +1,235 @@
+"""Audit results: frozen dataclasses that serialize both ways.
+
+The JSON layout ("mmbalance.audit/1") is documented in ``docs/audit-schema.md``;
+reports and checks re-read it without the model.
+
+Example:
+    >>> shares = {"audio": 0.8, "visual": 0.2}
+    >>> m = MethodResult(name="ig", level="input", shares=shares, scores={"audio": 4.0, "visual": 1.0})
+    >>> r = AuditResult(model="av-tiny", data="synthetic:av-dominance", n_samples=10,
+    ...                 modalities=["audio", "visual"], accuracy=0.5, methods={"ig": m})
+    >>> r.dominant_modality, round(r.imbalance["max_share"], 2)
+    ('audio', 0.8)
+    >>> AuditResult.from_json(r.to_json()) == r
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import __version__
+from .errors import ResultsError
+from .io import atomic_write_json
+
+SCHEMA = "mmbalance.audit/1"
+
+
+def imbalance_figures(shares: Mapping[str, float]) -> dict[str, float]:
+    """Largest share, variance of the shares across modalities and their normalized entropy.
+
+    Entropy is ``-sum(s log s) / log(M)``: 1 for perfectly equal shares, 0 when one
+    modality takes everything.
+
+    Example:
+        >>> imbalance_figures({"a": 0.5, "b": 0.5})
+        {'max_share': 0.5, 'share_variance': 0.0, 'entropy': 1.0}
+    """
+    values = [float(v) for v in shares.values()]
+    if not values:
+        return {"max_share": 0.0, "share_variance": 0.0, "entropy": 0.0}
+    mean = sum(values) / len(values)
+    variance = sum((v - mean) ** 2 for v in values) / len(values)
+    if len(values) > 1:
+        ent = -sum(v * math.log(v) for v in values if v > 0) / math.log(len(values))
+    else:
+        ent = 0.0
+    return {"max_share": max(values), "share_variance": variance, "entropy": min(1.0, max(0.0, ent))}
+
+
+def dominant(shares: Mapping[str, float]) -> str | None:
+    """The modality with the largest share (``None`` when there are no shares)."""
+    return max(shares, key=lambda m: shares[m]) if shares else None
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    """What one estimator measured over the whole dataset.
+
+    ``shares`` are dataset shares (the mean of per-sample shares), ``scores`` the mean
+    raw per-sample score per modality, ``per_class`` maps class name to
+    ``{"n": count, "shares": {...}}``, ``ci95`` optional bootstrap intervals and
+    ``extra`` estimator-specific figures (IG's completeness error, for example).
+    """
+
+    name: str
+    level: str = "input"
+    shares: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
+    per_class: dict[str, dict[str, Any]] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    ci95: dict[str, list[float]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return _clean(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "MethodResult":
+        """Inverse of :meth:`to_dict`; unknown keys go into ``extra``."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in known}
+        extra = dict(kwargs.pop("extra", {}) or {})
+        extra.update({k: v for k, v in d.items() if k not in known})
+        return cls(**kwargs, extra=extra)
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """One audit: which model, which data, what every estimator measured.
+
+    ``dominant_modality`` and ``imbalance`` are derived from the primary method's shares.
+    """
+
+    model: str
+    data: str
+    n_samples: int
+    modalities: list[str]
+    accuracy: float
+    methods: dict[str, MethodResult]
+    primary_method: str = "ig"
+    checkpoint: str | None = None
+    model_args: dict[str, Any] = field(default_factory=dict)
+    split: str | None = None
+    classes: list[str] = field(default_factory=list)
+    target: str = "pred"
+    per_class_accuracy: dict[str, float] = field(default_factory=dict)
+    device: str = "cpu"
+    seconds: float = 0.0
+    created: str = ""
+    mmbalance_version: str = __version__
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def primary(self) -> MethodResult:
+        """The method whose shares define dominance and imbalance."""
+        if self.primary_method in self.methods:
+            return self.methods[self.primary_method]
+        return next(iter(self.methods.values()))
+
+    @property
+    def shares(self) -> dict[str, float]:
+        """The primary method's dataset shares."""
+        return dict(self.primary.shares) if self.methods else {}
+
+    @property
+    def dominant_modality(self) -> str | None:
+        """The modality with the largest primary share."""
+        return dominant(self.shares)
+
+    @property
+    def imbalance(self) -> dict[str, float]:
+        """``max_share``, ``share_variance`` and ``entropy`` of the primary shares."""
+        return imbalance_figures(self.shares)
+
+    # -- serialization -------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The "mmbalance.audit/1" document as a dict."""
+        d: dict[str, Any] = {"schema": SCHEMA}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "methods":
+                value = {k: m.to_dict() for k, m in value.items()}
+            d[f.name] = value
+        d["dominant_modality"] = self.dominant_modality
+        d["imbalance"] = self.imbalance
+        return _clean(d)
+
+    def to_json(self) -> str:
+        """Serialize to indented JSON text."""
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, origin: str = "audit JSON") -> "AuditResult":
+        """Rebuild from a dict, checking the schema version."""
+        if not isinstance(d, Mapping):
+            raise ResultsError(f"{origin} is not an mmbalance audit (top level is not an object)")
+        schema = d.get("schema")
+        if schema != SCHEMA:
+            raise ResultsError(
+                f"{origin} has schema {schema!r}, expected {SCHEMA!r}",
+                hint="re-run `mmbalance audit` with this version of mmbalance",
+            )
+        try:
+            methods = {k: MethodResult.from_dict(m) for k, m in d["methods"].items()}
+            known = {f.name for f in dataclasses.fields(cls)}
+            kwargs = {k: v for k, v in d.items() if k in known and k != "methods"}
+            return cls(methods=methods, **kwargs)
+        except (KeyError, TypeError, AttributeError) as err:
+            raise ResultsError(f"{origin} is missing or has malformed fields ({err})",
+                               hint="re-run `mmbalance audit`") from err
+
+    @classmethod
+    def from_json(cls, text: str, *, origin: str = "audit JSON") -> "AuditResult":
+        """Parse JSON text (see :meth:`from_dict`)."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ResultsError(f"{origin} is not valid JSON (truncated?): {err.msg} at line {err.lineno}",
+                               hint="re-run `mmbalance audit` to write it again") from err
+        return cls.from_dict(data, origin=origin)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the JSON atomically; returns the path."""
+        atomic_write_json(path, self.to_dict())
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "AuditResult":
+        """Read an audit JSON file, with one clear error for missing/truncated/foreign files."""
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError as err:
+            raise ResultsError(f"audit file {p} does not exist", hint="run `mmbalance audit --out FILE` first") from err
+        except (OSError, UnicodeDecodeError) as err:
+            raise ResultsError(f"cannot read audit file {p}: {err}") from err
+        return cls.from_json(text, origin=str(p))
+
+    def to_frame(self) -> "Any":
+        """One row per (method, modality): share, score, ci95 bounds (a pandas DataFrame)."""
+        import pandas as pd
+
+        rows = []
+        for name, m in self.methods.items():
+            for mod in self.modalities:
+                lo, hi = (m.ci95 or {}).get(mod, [float("nan"), float("nan")])
+                rows.append({"method": name, "level": m.level, "modality": mod,
+                             "share": m.shares.get(mod, float("nan")),
+                             "score": m.scores.get(mod, float("nan")),
+                             "ci95_low": lo, "ci95_high": hi})
+        return pd.DataFrame(rows)
+
+
+def _clean(obj: Any) -> Any:
+    """Make an object JSON-safe: tuples → lists, NaN/inf → None, tensors/numpy → floats."""
+    if isinstance(obj, Mapping):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, int):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if hasattr(obj, "item"):
+        return _clean(obj.item())
+    return obj

@@ -1,0 +1,175 @@
+"""The settings of one training run, saved next to its checkpoints (``run.json``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+import math
+from typing import Any, Mapping, Sequence
+
+from ..errors import UsageError
+from .differentiable import ATTRIBUTIONS, LEVELS, PENALTIES, POOLS
+
+SCHEDULERS = ("cosine", "constant")
+REGULARIZERS = ("none", "attribution", "ogm-ge", "modality-dropout")
+SCOPES = ("fusion", "all")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def parse_target(spec: str | Mapping[str, float], modalities: Sequence[str] | None = None) -> dict[str, float] | None:
+    """Parse ``--target``: ``equal`` or ``audio=0.3,visual=0.7`` (values sum to 1).
+
+    Returns ``None`` for ``equal`` when ``modalities`` are unknown, else one share per
+    modality in ``modalities`` order. Raises :class:`UsageError` for malformed values,
+    a sum other than 1, or (with ``modalities``) unknown or missing names.
+
+    Example:
+        >>> parse_target("equal", ["audio", "visual"])
+        {'audio': 0.5, 'visual': 0.5}
+        >>> parse_target("visual=0.7, audio=0.3", ["audio", "visual"])
+        {'audio': 0.3, 'visual': 0.7}
+    """
+    if isinstance(spec, Mapping):
+        values = {str(k): float(v) for k, v in spec.items()}
+    else:
+        text = str(spec).strip()
+        if text.lower() == "equal":
+            if modalities is None:
+                return None
+            return {m: 1.0 / len(modalities) for m in modalities}
+        values = {}
+        for item in (part.strip() for part in text.split(",")):
+            if not item:
+                continue
+            name, sep, raw = item.partition("=")
+            name = name.strip()
+            try:
+                value = float(raw)
+            except ValueError:
+                value = math.nan
+            if not sep or not name or not math.isfinite(value):
+                raise UsageError(f"malformed --target item {item!r}",
+                                 hint="write equal, or modality=share pairs such as audio=0.3,visual=0.7")
+            if name in values:
+                raise UsageError(f"--target names {name!r} twice")
+            values[name] = value
+        if not values:
+            raise UsageError("empty --target", hint="write equal or audio=0.3,visual=0.7")
+    bad = [k for k, v in values.items() if not 0.0 <= v <= 1.0]
+    if bad:
+        raise UsageError(f"--target shares must lie in [0, 1]; {', '.join(bad)} do not")
+    total = sum(values.values())
+    if abs(total - 1.0) > 1e-6:
+        raise UsageError(f"--target shares sum to {total:g}, not 1",
+                         hint="e.g. audio=0.3,visual=0.7, or equal")
+    if modalities is None:
+        return values
+    unknown = [k for k in values if k not in modalities]
+    if unknown:
+        raise UsageError(f"--target names unknown modalit{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}",
+                         hint=f"the data has {', '.join(modalities)}")
+    missing = [m for m in modalities if m not in values]
+    if missing:
+        raise UsageError(f"--target gives no share for {', '.join(missing)}",
+                         hint=f"name every modality: {', '.join(modalities)}")
+    return {m: values[m] for m in modalities}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run.
+
+    Example:
+        >>> cfg = TrainConfig(model="av-tiny", data="synthetic:av-dominance", out="runs/plain", epochs=2)
+        >>> TrainConfig.from_dict(cfg.to_dict()) == cfg
+        True
+    """
+
+    model: str
+    data: str
+    out: str
+    checkpoint: str | None = None
+    trust_checkpoint: bool = False
+    model_args: dict[str, Any] = field(default_factory=dict)
+    modalities: list[str] | None = None
+    output: str | int | None = None
+    epochs: int = 10
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    scheduler: str = "cosine"
+    seed: int = 0
+    device: str = "auto"
+    train_split: str = "train"
+    val_split: str = "val"
+    # balancing: the regularizer and its settings
+    regularizer: str = "none"
+    lambda_: float = 1.0
+    attribution: str = "gradxinput"
+    attr_steps: int = 8
+    level: str = "embedding"
+    pool: str = "l1"
+    penalty: str = "l2"
+    target: str = "equal"
+    scope: str = "all"
+    lambda_warmup: int = 0
+    alpha: float = 0.5
+    p: float = 0.5
+    zero_modalities: list[str] = field(default_factory=list)
+    amp: bool = False
+
+    def validate(self, modalities: Sequence[str] | None = None) -> None:
+        """Raise :class:`UsageError` for values that cannot work (names checked when ``modalities`` are given)."""
+        if self.epochs < 1:
+            raise UsageError(f"--epochs must be at least 1, got {self.epochs}")
+        if not self.lr > 0:
+            raise UsageError(f"--lr must be positive, got {self.lr}")
+        if self.weight_decay < 0:
+            raise UsageError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.scheduler not in SCHEDULERS:
+            raise UsageError(f"unknown --scheduler {self.scheduler!r}", hint=f"use one of {', '.join(SCHEDULERS)}")
+        if self.regularizer not in REGULARIZERS:
+            raise UsageError(f"unknown --regularizer {self.regularizer!r}",
+                             hint=f"use one of {', '.join(REGULARIZERS)}")
+        if not (math.isfinite(self.lambda_) and self.lambda_ >= 0):
+            raise UsageError(f"--lambda must be a finite number >= 0, got {self.lambda_}")
+        if self.attribution not in ATTRIBUTIONS:
+            raise UsageError(f"unknown --attribution {self.attribution!r}",
+                             hint=f"use one of {', '.join(ATTRIBUTIONS)}")
+        if self.attr_steps < 1:
+            raise UsageError(f"--attr-steps must be at least 1, got {self.attr_steps}")
+        for name, value, choices in (("--level", self.level, LEVELS), ("--pool", self.pool, POOLS),
+                                     ("--penalty", self.penalty, PENALTIES), ("--scope", self.scope, SCOPES)):
+            if value not in choices:
+                raise UsageError(f"unknown {name} {value!r}", hint=f"use one of {', '.join(choices)}")
+        if self.lambda_warmup < 0:
+            raise UsageError(f"--lambda-warmup must be >= 0 epochs, got {self.lambda_warmup}")
+        if not (math.isfinite(self.alpha) and self.alpha >= 0):
+            raise UsageError(f"--alpha must be >= 0, got {self.alpha}")
+        if not 0.0 <= self.p <= 1.0:
+            raise UsageError(f"--p must lie in [0, 1], got {self.p}")
+        if str(self.device).split(":")[0].strip().lower() not in DEVICES:
+            raise UsageError(f"unknown --device {self.device!r}", hint="use one of auto, cpu, cuda")
+        parse_target(self.target, modalities)
+        if modalities is not None:
+            unknown = [m for m in self.zero_modalities if m not in modalities]
+            if unknown:
+                raise UsageError(f"--zero-modality names unknown modality {', '.join(unknown)}",
+                                 hint=f"the data has {', '.join(modalities)}")
+            if len(set(self.zero_modalities)) >= len(modalities):
+                raise UsageError("--zero-modality cannot blank every modality")
+
+    def target_shares(self, modalities: Sequence[str]) -> dict[str, float]:
+        """The target share of every modality (``--target`` parsed against ``modalities``)."""
+        return parse_target(self.target, modalities) or {}
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+        """Rebuild from :meth:`to_dict` output, ignoring unknown keys."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})

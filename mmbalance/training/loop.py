@@ -1,0 +1,401 @@
+"""Training and fine-tuning: per-epoch validation, checkpoints, metrics, resume, DDP and AMP.
+
+One loop serves every balancing method (``--regularizer none|attribution|ogm-ge|
+modality-dropout``, see :mod:`mmbalance.training.regularizers`). Every epoch is evaluated
+on the validation split (loss, accuracy and modality shares); ``best.pt`` and ``last.pt``
+are plain state dicts, ``metrics.csv`` has one row per epoch, ``run.json`` the
+configuration and ``resume.pt`` the training state, all written atomically by rank 0.
+
+Under ``torchrun --nproc_per_node N -m mmbalance finetune ...`` the model is wrapped in
+DistributedDataParallel (gloo on CPU, nccl on CUDA); ``--batch-size`` is the *global*
+batch, split evenly over the ranks by a :class:`~torch.utils.data.DistributedSampler`
+whose order for one process equals the single-process order.
+
+Example:
+    >>> from mmbalance.training import TrainConfig, finetune
+    >>> cfg = TrainConfig(model="av-tiny", data="synthetic:av-dominance", out="runs/attr", epochs=3,
+    ...                   regularizer="attribution", lambda_=1.0)
+    >>> result = finetune(cfg)  # doctest: +SKIP
+    >>> result = finetune(resume="runs/attr")  # doctest: +SKIP  (continues an interrupted run)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DistributedSampler
+
+from ..data import MultimodalDataset, load_dataset, make_loader
+from ..device import resolve_device
+from ..distributed import ShardSampler, all_reduce_sum, barrier, init_distributed, shutdown_distributed
+from ..errors import TrainingError, UsageError
+from ..io import atomic_write_json, atomic_write_text
+from ..models import ModelAdapter, load_model, save_state_dict
+from ..progress import progress_bar
+from .config import TrainConfig
+from .differentiable import AttributionSpec, modality_scores, share_penalty, soft_shares
+from .regularizers import Regularizer, build_regularizer, fusion_parameters
+from .resume import RESUME_FILE, RUN_FILE, capture_rng, load_resume, restore_rng, save_resume
+
+__all__ = ["METRIC_COLUMNS", "TrainResult", "TrainingInterrupted", "evaluate", "finetune", "metrics_csv",
+           "seed_everything"]
+
+METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds",
+                  "penalty", "lambda"]
+
+EpochCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where a run's files are and how it went (``history``: the metric rows, resumed epochs included)."""
+
+    out_dir: Path
+    best_epoch: int
+    best_val_accuracy: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    resumed_from: int = 0
+
+    @property
+    def best_path(self) -> Path:
+        return self.out_dir / "best.pt"
+
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / "last.pt"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.out_dir / "metrics.csv"
+
+    @property
+    def resume_path(self) -> Path:
+        return self.out_dir / RESUME_FILE
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`finetune`; ``resume.pt`` holds the last complete epoch.
+
+    Continue with ``finetune(resume=err.out_dir)`` or ``mmbalance finetune --resume DIR``.
+    """
+
+    def __init__(self, out_dir: Path, epochs_done: int) -> None:
+        super().__init__(f"training interrupted after {epochs_done} complete epoch(s)")
+        self.out_dir = out_dir
+        self.epochs_done = epochs_done
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's and torch's generators (CPU and CUDA)."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def zero_modalities(inputs: Mapping[str, Tensor], names: Sequence[str]) -> dict[str, Tensor]:
+    """``inputs`` with the modalities in ``names`` replaced by zeros (unimodal baselines).
+
+    Example:
+        >>> zero_modalities({"a": torch.ones(1, 2), "b": torch.ones(1, 2)}, ["b"])["b"].tolist()
+        [[0.0, 0.0]]
+    """
+    if not names:
+        return dict(inputs)
+    return {m: torch.zeros_like(x) if m in names else x for m, x in inputs.items()}
+
+
+def evaluate(adapter: ModelAdapter, dataset: MultimodalDataset, *, batch_size: int, device: torch.device,
+             spec: AttributionSpec | None = None, target: Sequence[float] | None = None, penalty: str = "l2",
+             zero: Sequence[str] = (), amp: bool = False) -> dict[str, Any]:
+    """Mean cross-entropy, accuracy and (with ``spec``) modality shares of ``adapter`` on ``dataset``.
+
+    Shares are the mean per-sample shares of the true-class attribution measured as
+    ``spec`` says; with ``target`` the share penalty of those mean shares is returned
+    too. Under torchrun each rank evaluates its shard and the sums are all-reduced, so
+    every rank gets the single-process numbers.
+
+    Example:
+        >>> evaluate(adapter, val_set, batch_size=64, device=torch.device("cpu"))  # doctest: +SKIP
+        {'loss': 0.61, 'accuracy': 0.74, 'n': 500}
+    """
+    was_training = adapter.training
+    adapter.eval()
+    modalities = tuple(adapter.modalities)
+    sums = torch.zeros(3 + len(modalities), dtype=torch.float64)  # loss, correct, n, share sums
+    if spec is not None and spec.level == "embedding" and not adapter.has_embeddings:
+        spec = AttributionSpec(method=spec.method, level="input", steps=spec.steps, pool=spec.pool)
+    loader = make_loader(dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset)))
+    for batch in loader:
+        batch = batch.to(device)
+        inputs = zero_modalities(batch.inputs, zero)
+        with torch.no_grad(), _autocast(device, amp):
+            logits = adapter(inputs)
+        sums[0] += float(F.cross_entropy(logits.float(), batch.labels, reduction="sum"))
+        sums[1] += int((logits.argmax(1) == batch.labels).sum())
+        sums[2] += batch.labels.shape[0]
+        if spec is not None:
+            with _autocast(device, amp):
+                scores = modality_scores(adapter, inputs, batch.labels, spec)
+            sums[3:] += soft_shares(scores.double()).sum(0).cpu()
+    sums = all_reduce_sum(sums)
+    adapter.train(was_training)
+    n = max(float(sums[2]), 1.0)
+    out: dict[str, Any] = {"loss": float(sums[0]) / n, "accuracy": float(sums[1]) / n, "n": int(sums[2])}
+    if spec is not None:
+        shares = sums[3:] / n
+        out["shares"] = dict(zip(modalities, shares.tolist()))
+        if target is not None:
+            out["penalty"] = float(share_penalty(shares, torch.tensor(list(target), dtype=torch.float64), penalty))
+    return out
+
+
+def metrics_csv(rows: list[dict[str, Any]]) -> str:
+    """Render metric rows (one per epoch) as CSV text with a stable column order; ``None`` is an empty cell."""
+    columns = list(METRIC_COLUMNS)
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+class _StepModule(nn.Module):
+    """The training forward as one module, so DDP sees every computation (double backprop included)."""
+
+    def __init__(self, adapter: ModelAdapter, regularizer: Regularizer, zero: Sequence[str]) -> None:
+        super().__init__()
+        self.adapter = adapter
+        self.regularizer = regularizer
+        self.zero = tuple(zero)
+
+    def forward(self, inputs: dict[str, Tensor], labels: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        out = self.regularizer.step(self.adapter, zero_modalities(inputs, self.zero), labels)
+        penalty = out.penalty if out.penalty is not None else torch.full((), math.nan, device=labels.device)
+        return out.loss, out.task_loss, out.logits, penalty
+
+
+def _autocast(device: torch.device, enabled: bool) -> Any:
+    """bf16 autocast on CUDA (fp16 with a gradient scaler where bf16 is missing); off elsewhere."""
+    if not (enabled and device.type == "cuda"):
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def _make_optimizers(config: TrainConfig, adapter: ModelAdapter, regularizer: Regularizer
+                     ) -> tuple[list[torch.optim.Optimizer], list[Any]]:
+    if regularizer.fusion_scoped():
+        head = fusion_parameters(adapter)
+        head_ids = {id(p) for p in head}
+        rest = [p for p in adapter.parameters() if id(p) not in head_ids and p.requires_grad]
+        groups = [rest, head] if rest else [head]
+    else:
+        groups = [[p for p in adapter.parameters() if p.requires_grad]]
+    optimizers = [torch.optim.Adam(g, lr=config.lr, weight_decay=config.weight_decay) for g in groups]
+    schedulers: list[Any] = []
+    for opt in optimizers:
+        if config.scheduler == "cosine":
+            schedulers.append(torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs))
+        else:
+            schedulers.append(torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0))
+    return optimizers, schedulers
+
+
+def _eval_spec(config: TrainConfig) -> AttributionSpec:
+    return AttributionSpec(method=config.attribution, level=config.level, steps=config.attr_steps, pool=config.pool)
+
+
+def finetune(config: TrainConfig | None = None, *, resume: str | Path | None = None, progress: bool = True,
+             device: str | None = None, on_epoch_end: EpochCallback | None = None) -> TrainResult:
+    """Train ``config.model`` on ``config.data`` (from ``config.checkpoint`` when given) with a balancing method.
+
+    Pass ``resume=DIR`` instead of ``config`` to continue an interrupted run with its saved
+    configuration, optimizer, scheduler, random state and epoch (``device`` may change).
+    ``on_epoch_end(row)`` is called after each epoch's files are written. The same
+    ``seed`` gives identical weights; a resumed run ends with the weights and metric rows
+    of an uninterrupted one. Ctrl-C raises :class:`TrainingInterrupted`; a non-finite loss
+    stops training with :class:`TrainingError`, keeping the last good checkpoint.
+
+    Example:
+        >>> finetune(TrainConfig(model="av-tiny", data="data/avd", out="runs/p", epochs=2))  # doctest: +SKIP
+    """
+    state: dict[str, Any] | None = None
+    if resume is not None:
+        if config is not None:
+            raise UsageError("give either a configuration or a run directory to resume, not both")
+        config, state = load_resume(resume)
+        config.out = str(Path(resume))
+    elif config is None:
+        raise UsageError("finetune needs a configuration (or resume=DIR)")
+    if device is not None:
+        config.device = device
+    config.validate()
+    dev = resolve_device(config.device)
+    if config.amp and dev.type != "cuda":
+        raise UsageError("--amp (mixed precision) needs a CUDA device", hint="drop --amp or use --device cuda")
+    info = init_distributed(dev)
+    if info.enabled and dev.type == "cuda":
+        dev = torch.device("cuda", info.local_rank)
+    try:
+        return _train(config, state, dev, info.rank, info.world_size, progress and info.is_main, on_epoch_end)
+    finally:
+        shutdown_distributed()
+
+
+def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device, rank: int, world: int,
+           progress: bool, on_epoch_end: EpochCallback | None) -> TrainResult:
+    out = Path(config.out)
+    main = rank == 0
+    if config.batch_size % world:
+        raise UsageError(f"--batch-size {config.batch_size} does not split over {world} processes",
+                         hint=f"use a multiple of {world}: --batch-size is the global batch")
+    train_set = load_dataset(config.data, split=config.train_split, modalities=config.modalities,
+                             default_split=config.train_split)
+    val_set = load_dataset(config.data, split=config.val_split, modalities=config.modalities,
+                           default_split=config.val_split)
+    modalities = tuple(train_set.modalities)
+    config.validate(modalities)
+    regularizer = build_regularizer(config, modalities)
+    target = [config.target_shares(modalities)[m] for m in modalities]
+    seed_everything(config.seed)
+    adapter = load_model(config.model, checkpoint=None if state else config.checkpoint,
+                         trust_checkpoint=config.trust_checkpoint, model_args=dict(config.model_args),
+                         num_classes=train_set.num_classes, modalities=modalities, output=config.output,
+                         device=str(dev))
+    regularizer.check(adapter)
+    optimizers, schedulers = _make_optimizers(config, adapter, regularizer)
+    amp = config.amp and dev.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp and not torch.cuda.is_bf16_supported())
+    history: list[dict[str, Any]] = []
+    best_acc, best_epoch, start = -1.0, 0, 0
+    if state is not None:
+        try:
+            adapter.model.load_state_dict(state["model"])
+            for opt, sd in zip(optimizers, state["optimizers"], strict=True):
+                opt.load_state_dict(sd)
+            for sch, sd in zip(schedulers, state["schedulers"], strict=True):
+                sch.load_state_dict(sd)
+            if state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise TrainingError(f"cannot resume {out}: its training state does not fit this model "
+                                f"({str(err).splitlines()[0][:200]})", hint="start a new run") from None
+        history = list(state["history"])
+        best_acc, best_epoch, start = float(state["best_acc"]), int(state["best_epoch"]), int(state["epoch"])
+        restore_rng(state["rng"])
+    run_info = {"config": config.to_dict(), "classes": list(train_set.classes), "modalities": list(modalities)}
+
+    def snapshot(epoch: int) -> dict[str, Any]:
+        return {"config": config.to_dict(), "epoch": epoch, "model": adapter.model.state_dict(),
+                "optimizers": [o.state_dict() for o in optimizers], "schedulers": [s.state_dict() for s in schedulers],
+                "scaler": scaler.state_dict() if scaler.is_enabled() else {}, "rng": capture_rng(),
+                "history": history, "best_acc": best_acc, "best_epoch": best_epoch}
+
+    if main and state is None:
+        atomic_write_json(out / RUN_FILE, run_info)
+        save_resume(out, snapshot(0))
+    barrier()
+    step_module: nn.Module = _StepModule(adapter, regularizer, config.zero_modalities)
+    if world > 1:
+        step_module = nn.parallel.DistributedDataParallel(
+            step_module, device_ids=[dev.index] if dev.type == "cuda" else None)
+    sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
+    local_batch = config.batch_size // world
+    spec = _eval_spec(config)
+    steps_per_epoch = math.ceil(len(sampler) / local_batch)
+    epoch = start
+    try:
+        with progress_bar("training", total=(config.epochs - start) * steps_per_epoch, unit="steps",
+                          enabled=progress) as advance:
+            for epoch in range(start + 1, config.epochs + 1):
+                started = time.perf_counter()
+                adapter.train()
+                regularizer.begin_epoch(epoch, rank)
+                sampler.set_epoch(epoch)
+                sums = torch.zeros(5, dtype=torch.float64)  # task loss, correct, n, penalty sum, penalty batches
+                for batch in make_loader(train_set, batch_size=local_batch, sampler=sampler):
+                    batch = batch.to(dev)
+                    for opt in optimizers:
+                        opt.zero_grad(set_to_none=True)
+                    with _autocast(dev, amp):
+                        loss, task, logits, penalty = step_module(batch.inputs, batch.labels)
+                    _check_finite(loss, epoch, out, bool(history))
+                    scaler.scale(loss).backward()
+                    if scaler.is_enabled():
+                        for opt in optimizers:
+                            scaler.unscale_(opt)
+                    regularizer.after_backward(adapter)
+                    for opt in optimizers:
+                        scaler.step(opt)
+                    scaler.update()
+                    size = batch.labels.shape[0]
+                    sums[0] += float(task) * size
+                    sums[1] += int((logits.detach().argmax(1) == batch.labels).sum())
+                    sums[2] += size
+                    if not math.isnan(float(penalty)):
+                        sums[3] += float(penalty)
+                        sums[4] += 1
+                    advance(1)
+                sums = all_reduce_sum(sums)
+                lr = optimizers[0].param_groups[0]["lr"]
+                for sch in schedulers:
+                    sch.step()
+                val = evaluate(adapter, val_set, batch_size=config.batch_size, device=dev, spec=spec, target=target,
+                               penalty=config.penalty, zero=config.zero_modalities, amp=amp)
+                n = max(float(sums[2]), 1.0)
+                lam = regularizer.lambda_at(epoch)
+                row: dict[str, Any] = {
+                    "epoch": epoch, "train_loss": float(sums[0]) / n, "train_accuracy": float(sums[1]) / n,
+                    "val_loss": val["loss"], "val_accuracy": val["accuracy"], "lr": lr,
+                    "epoch_seconds": round(time.perf_counter() - started, 4),
+                    "penalty": float(sums[3] / sums[4]) if sums[4] > 0 else None, "lambda": lam,
+                }
+                row.update({f"share_{m}": v for m, v in val["shares"].items()})
+                row["val_penalty"] = val.get("penalty")
+                history.append(row)
+                if val["accuracy"] > best_acc:
+                    best_acc, best_epoch = val["accuracy"], epoch
+                    if main:
+                        save_state_dict(adapter, out / "best.pt")
+                if main:
+                    save_state_dict(adapter, out / "last.pt")
+                    atomic_write_text(out / "metrics.csv", metrics_csv(history))
+                    save_resume(out, snapshot(epoch))
+                barrier()
+                if on_epoch_end is not None:
+                    on_epoch_end(dict(row))
+    except KeyboardInterrupt as err:
+        if isinstance(err, TrainingInterrupted):
+            raise
+        raise TrainingInterrupted(out, len(history)) from None
+    if main:
+        atomic_write_json(out / RUN_FILE, dict(run_info, best_epoch=best_epoch, best_val_accuracy=best_acc,
+                                               epochs_done=len(history)))
+    barrier()
+    return TrainResult(out_dir=out, best_epoch=best_epoch, best_val_accuracy=best_acc, history=history,
+                       resumed_from=start)
+
+
+def _check_finite(loss: Tensor, epoch: int, out: Path, have_checkpoint: bool) -> None:
+    flag = torch.tensor([0.0 if bool(torch.isfinite(loss.detach())) else 1.0])
+    if float(all_reduce_sum(flag)[0]) == 0.0:
+        return
+    value = float(loss.detach()) if bool(flag[0]) else math.nan
+    where = f"{out / 'last.pt'} and {out / RESUME_FILE} (resume with --resume {out})" if have_checkpoint else None
+    raise TrainingError(
+        f"the loss became {value} in epoch {epoch}; training stopped",
+        hint=f"lower --lr or --lambda; the last good epoch is kept in {where}" if where
+        else "lower --lr or --lambda, or check the inputs")

@@ -1,0 +1,116 @@
+"""``--regularizer attribution``: penalize the gap between attribution shares and a target.
+
+Attribution Regularization for Multimodal Paradigms (Yerramilli et al., arXiv 2404.02359)
+adds a differentiable attribution term to the training loss so that every modality
+contributes to the decisions::
+
+    loss = CE(logits, y) + lambda_e * R,    R = penalty(mean_b shares_b, target)
+
+where ``shares_b`` are sample ``b``'s modality shares of the attribution of its true-class
+logit (:mod:`mmbalance.training.differentiable`) and ``lambda_e`` ramps linearly from 0
+to ``lambda`` over the first ``--lambda-warmup`` epochs.
+
+``--scope all`` lets the penalty's gradient reach every weight. ``--scope fusion`` (the
+paper's variant) lets it reach only the fusion head and classifier, which then get an
+optimizer of their own; the encoders learn from the cross-entropy alone. At the
+embedding level this uses the embeddings detached from the encoders; at the input
+level the attribution pass runs with the encoder weights detached.
+
+Example:
+    >>> from mmbalance.training import TrainConfig
+    >>> cfg = TrainConfig(model="av-tiny", data="d", out="o", regularizer="attribution", lambda_=2.0,
+    ...                   lambda_warmup=2)
+    >>> reg = AttributionRegularizer(cfg, ["audio", "visual"])
+    >>> [reg.lambda_at(e) for e in (1, 2, 3, 4)]
+    [0.0, 1.0, 2.0, 2.0]
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ...errors import UsageError
+from ..config import TrainConfig
+from ..differentiable import AttributionSpec, modality_scores, share_penalty, soft_shares
+from .base import Regularizer, StepOutput, fusion_parameters, register_regularizer
+
+__all__ = ["AttributionRegularizer"]
+
+
+@register_regularizer
+class AttributionRegularizer(Regularizer):
+    """Cross-entropy plus ``lambda`` times the attribution-share penalty (see the module docstring)."""
+
+    name = "attribution"
+
+    def __init__(self, config: TrainConfig, modalities: Sequence[str]) -> None:
+        super().__init__(config, modalities)
+        self.spec = AttributionSpec(method=config.attribution, level=config.level, steps=config.attr_steps,
+                                    pool=config.pool)
+        self.spec.validate()
+        shares = config.target_shares(self.modalities)
+        self.target = torch.tensor([shares[m] for m in self.modalities], dtype=torch.float32)
+        self.kind = config.penalty
+        self.scope = config.scope
+        self._lambda = self.lambda_at(1)
+        self._frozen_names: set[str] = set()
+
+    def check(self, adapter: nn.Module) -> None:
+        if self.spec.level == "embedding" and not getattr(adapter, "has_embeddings", False):
+            raise UsageError(f"{type(getattr(adapter, 'model', adapter)).__name__} exposes no per-modality "
+                             "embeddings (encode/fuse)", hint="use --level input, or a built-in model")
+        if self.scope == "fusion":
+            fusion_ids = {id(p) for p in fusion_parameters(adapter)}
+            self._frozen_names = {n for n, p in adapter.named_parameters() if id(p) not in fusion_ids}
+
+    def begin_epoch(self, epoch: int, rank: int = 0) -> None:
+        super().begin_epoch(epoch, rank)
+        self._lambda = self.lambda_at(epoch)
+
+    def lambda_at(self, epoch: int) -> float:
+        warmup = self.config.lambda_warmup
+        lam = float(self.config.lambda_)
+        if warmup <= 0:
+            return lam
+        return lam * min(1.0, max(0, epoch - 1) / warmup)
+
+    def fusion_scoped(self) -> bool:
+        return self.scope == "fusion"
+
+    def penalty(self, adapter: nn.Module, inputs: Mapping[str, Tensor], labels: Tensor, *,
+                create_graph: bool = True, embeddings: Mapping[str, Tensor] | None = None,
+                logits: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(R, shares)``: the penalty and the per-sample shares ``(B, M)`` of this batch.
+
+        Example:
+            >>> r, shares = reg.penalty(adapter, batch.inputs, batch.labels)  # doctest: +SKIP
+        """
+        forward = None
+        if self.spec.level == "input" and self.scope == "fusion":
+            frozen = {n: p.detach() for n, p in adapter.named_parameters() if n in self._frozen_names}
+            def forward(x: dict[str, Tensor]) -> Tensor:  # noqa: E306 - encoders as constants
+                return torch.func.functional_call(adapter, frozen, (x,), strict=False)
+        if embeddings is not None and self.scope == "fusion":
+            embeddings = {m: e.detach() for m, e in embeddings.items()}
+        scores = modality_scores(adapter, inputs, labels, self.spec, create_graph=create_graph,
+                                 embeddings=embeddings, logits=logits, forward=forward)
+        shares = soft_shares(scores.float())
+        return share_penalty(shares, self.target, self.kind), shares
+
+    def step(self, adapter: nn.Module, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
+        lam = self._lambda
+        if self.spec.level == "embedding":
+            embeddings = adapter.encode(inputs)
+            logits = adapter.fuse(embeddings)
+        else:
+            embeddings = None
+            logits = adapter(inputs)
+        task = F.cross_entropy(logits.float(), labels)
+        penalty, _ = self.penalty(adapter, inputs, labels, create_graph=lam > 0, embeddings=embeddings,
+                                  logits=logits)
+        loss = task + lam * penalty if lam > 0 else task
+        return StepOutput(logits=logits, loss=loss, task_loss=task.detach(), penalty=penalty.detach())

@@ -1,0 +1,146 @@
+"""What a training-time balancing method looks like, and the registry that names them.
+
+A regularizer owns the forward half of one training step (:meth:`Regularizer.step`:
+inputs and labels in, logits and the loss to back-propagate out) and may touch the
+gradients before the optimizer steps (:meth:`Regularizer.after_backward`). The loop
+(:mod:`mmbalance.training.loop`) does everything else: data, optimizers, DDP, AMP,
+checkpoints, metrics.
+
+Example:
+    >>> sorted(list_regularizers())
+    ['attribution', 'modality-dropout', 'none', 'ogm-ge']
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ...errors import UsageError
+from ..config import TrainConfig
+
+__all__ = ["PlainTraining", "Regularizer", "StepOutput", "build_regularizer", "encoder_parameters",
+           "fusion_parameters", "list_regularizers", "register_regularizer"]
+
+
+@dataclass
+class StepOutput:
+    """One training step's forward results.
+
+    ``loss`` is back-propagated; ``task_loss`` is the cross-entropy alone; ``penalty``
+    the (unweighted, detached) regularization term when there is one.
+    """
+
+    logits: Tensor
+    loss: Tensor
+    task_loss: Tensor
+    penalty: Tensor | None = None
+
+
+class Regularizer:
+    """Plain cross-entropy; subclasses add a balancing method.
+
+    ``config`` holds every setting; ``modalities`` are the data's modality names in
+    model input order. Per-epoch randomness is re-seeded from ``(seed, epoch, rank)`` in
+    :meth:`begin_epoch`, so a resumed run draws the same numbers as an uninterrupted one.
+    """
+
+    name = "none"
+
+    def __init__(self, config: TrainConfig, modalities: Sequence[str]) -> None:
+        self.config = config
+        self.modalities = tuple(modalities)
+        self.epoch = 0
+        self.rank = 0
+
+    def check(self, adapter: nn.Module) -> None:
+        """Raise :class:`UsageError` when the model cannot be trained this way."""
+
+    def begin_epoch(self, epoch: int, rank: int = 0) -> None:
+        """Called before each epoch (1-based) with this process's rank."""
+        self.epoch = epoch
+        self.rank = rank
+
+    def lambda_at(self, epoch: int) -> float | None:
+        """The penalty weight used in ``epoch`` (``None``: this method has no penalty)."""
+        return None
+
+    def step(self, adapter: nn.Module, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
+        """The forward half of a training step: logits and the loss to back-propagate."""
+        logits = adapter(inputs)
+        loss = F.cross_entropy(logits.float(), labels)
+        return StepOutput(logits=logits, loss=loss, task_loss=loss.detach())
+
+    def after_backward(self, adapter: nn.Module) -> None:
+        """Adjust gradients after ``backward`` (and DDP's all-reduce), before the optimizer step."""
+
+    def fusion_scoped(self) -> bool:
+        """Whether fusion/classifier parameters get their own optimizer (``--scope fusion``)."""
+        return False
+
+    def _generator(self, *salt: int) -> torch.Generator:
+        """A CPU generator seeded from the run seed, the epoch and ``salt``."""
+        seed = (int(self.config.seed) * 1_000_003 + self.epoch * 7_919 + sum(s * 104_729 for s in salt)) % (2**63)
+        return torch.Generator().manual_seed(seed)
+
+
+class PlainTraining(Regularizer):
+    """``--regularizer none``: cross-entropy only."""
+
+    name = "none"
+
+    def __init__(self, config: TrainConfig, modalities: Sequence[str]) -> None:
+        Regularizer.__init__(self, config, modalities)
+
+
+_REGULARIZERS: dict[str, type[Regularizer]] = {"none": PlainTraining}
+
+
+def register_regularizer(cls: type[Regularizer]) -> type[Regularizer]:
+    """Class decorator: make a regularizer available to ``--regularizer`` by its ``name``."""
+    _REGULARIZERS[cls.name] = cls
+    return cls
+
+
+def list_regularizers() -> list[str]:
+    """Names accepted by ``--regularizer``."""
+    return sorted(_REGULARIZERS)
+
+
+def build_regularizer(config: TrainConfig, modalities: Sequence[str]) -> Regularizer:
+    """The regularizer ``config.regularizer`` names, set up for ``modalities``.
+
+    Example:
+        >>> cfg = TrainConfig(model="av-tiny", data="synthetic:av-dominance", out="x", regularizer="ogm-ge")
+        >>> build_regularizer(cfg, ["audio", "visual"]).name
+        'ogm-ge'
+    """
+    cls = _REGULARIZERS.get(config.regularizer)
+    if cls is None:
+        close = difflib.get_close_matches(config.regularizer, list(_REGULARIZERS), n=2)
+        hint = f"did you mean {', '.join(close)}?" if close else f"use one of {', '.join(list_regularizers())}"
+        raise UsageError(f"unknown --regularizer {config.regularizer!r}", hint=hint)
+    return cls(config, modalities)
+
+
+def fusion_parameters(adapter: nn.Module) -> list[nn.Parameter]:
+    """The fusion head's (and classifier's) parameters: ``model.fusion`` of a built-in model."""
+    fusion = getattr(getattr(adapter, "model", adapter), "fusion", None)
+    if not isinstance(fusion, nn.Module):
+        raise UsageError(f"{type(getattr(adapter, 'model', adapter)).__name__} has no `fusion` module",
+                         hint="--scope fusion needs a model with a fusion head (built-in models); use --scope all")
+    return [p for p in fusion.parameters() if p.requires_grad]
+
+
+def encoder_parameters(adapter: nn.Module) -> dict[str, list[nn.Parameter]]:
+    """Each modality's encoder parameters: ``model.encoders[modality]`` of a built-in model."""
+    encoders = getattr(getattr(adapter, "model", adapter), "encoders", None)
+    if not isinstance(encoders, nn.ModuleDict):
+        raise UsageError(f"{type(getattr(adapter, 'model', adapter)).__name__} has no per-modality `encoders`",
+                         hint="this regularizer needs a model with one encoder per modality (built-in models)")
+    return {m: [p for p in enc.parameters() if p.requires_grad] for m, enc in encoders.items()}

@@ -1,0 +1,64 @@
+"""``--regularizer modality-dropout``: train on samples that sometimes lack a modality.
+
+With probability ``p`` a training sample has one modality, chosen uniformly, replaced by
+zeros, so the model cannot rely on any single stream always being there. Evaluation
+sees every modality. The draws come from a generator seeded from the run seed, the
+epoch and the rank, so resumed and repeated runs draw the same masks.
+
+Example:
+    >>> from mmbalance.training import TrainConfig
+    >>> cfg = TrainConfig(model="av-tiny", data="d", out="o", regularizer="modality-dropout", p=1.0)
+    >>> reg = ModalityDropout(cfg, ["audio", "visual"]); reg.begin_epoch(1)
+    >>> keep = reg.keep_mask(6)
+    >>> keep.shape, bool((keep.sum(1) == 1).all())
+    (torch.Size([6, 2]), True)
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ...errors import UsageError
+from ..config import TrainConfig
+from .base import Regularizer, StepOutput, register_regularizer
+
+__all__ = ["ModalityDropout"]
+
+
+@register_regularizer
+class ModalityDropout(Regularizer):
+    """Zero one random modality of a sample with probability ``p``."""
+
+    name = "modality-dropout"
+
+    def __init__(self, config: TrainConfig, modalities: Sequence[str]) -> None:
+        super().__init__(config, modalities)
+        if len(self.modalities) < 2:
+            raise UsageError("modality dropout needs two or more modalities; the data has one")
+        self.p = float(config.p)
+        self._gen: torch.Generator | None = None
+
+    def begin_epoch(self, epoch: int, rank: int = 0) -> None:
+        super().begin_epoch(epoch, rank)
+        self._gen = self._generator(2, rank + 1)
+
+    def keep_mask(self, batch: int) -> Tensor:
+        """``(B, M)`` float mask: 0 where a sample's modality is dropped, else 1."""
+        gen = self._gen if self._gen is not None else self._generator(2, self.rank + 1)
+        drop = torch.rand(batch, generator=gen) < self.p
+        which = torch.randint(len(self.modalities), (batch,), generator=gen)
+        keep = torch.ones(batch, len(self.modalities))
+        keep[drop, which[drop]] = 0.0
+        return keep
+
+    def step(self, adapter: nn.Module, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
+        keep = self.keep_mask(labels.shape[0])
+        dropped = {}
+        for j, m in enumerate(self.modalities):
+            x = inputs[m]
+            mask = keep[:, j].to(device=x.device, dtype=x.dtype).view((-1,) + (1,) * (x.dim() - 1))
+            dropped[m] = x * mask
+        return super().step(adapter, dropped, labels)

@@ -1,0 +1,130 @@
+"""The differentiable attribution, shares and penalties: gradcheck and analytic values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from mmbalance.errors import UsageError
+from mmbalance.training import AttributionSpec, attribute, modality_scores, pool_scores, share_penalty, soft_shares
+
+
+class _Penalty(nn.Module):
+    """R(weights) for gradcheck: the whole chain attribution -> pool -> shares -> penalty."""
+
+    def __init__(self, adapter, spec, kind, target):
+        super().__init__()
+        self.adapter, self.spec, self.kind, self.target = adapter, spec, kind, target
+
+    def forward(self, inputs, labels):
+        scores = modality_scores(self.adapter, inputs, labels, self.spec, create_graph=True)
+        return share_penalty(soft_shares(scores), self.target, self.kind)
+
+
+@pytest.mark.parametrize("method,level,pool,kind,fusion", [
+    ("gradxinput", "embedding", "l1", "l2", "concat"),
+    ("ig", "embedding", "l2", "kl", "gated"),
+    ("gradxinput", "input", "l2", "l1", "film"),
+    ("ig", "input", "l1", "l2", "sum"),
+])
+def test_gradcheck_penalty_wrt_weights(make_smooth, make_batch, method, level, pool, kind, fusion):
+    adapter = make_smooth(fusion)
+    inputs, labels = make_batch()
+    spec = AttributionSpec(method=method, level=level, steps=3, pool=pool)
+    module = _Penalty(adapter, spec, kind, torch.tensor([0.3, 0.7], dtype=torch.float64))
+    names = [n for n, _ in module.named_parameters()]
+    params = tuple(p.detach().clone().requires_grad_(True) for _, p in module.named_parameters())
+
+    def fn(*ps):
+        return functional_call(module, dict(zip(names, ps)), (inputs, labels))
+
+    assert torch.autograd.gradcheck(fn, params, eps=1e-6, atol=1e-5, rtol=1e-4)
+
+
+def test_gradcheck_attribution_maps(make_smooth, make_batch):
+    """The maps themselves (not only the penalty) have correct weight gradients."""
+    adapter = make_smooth("gated")
+    inputs, labels = make_batch()
+    fusion = adapter.model.fusion
+    names = [n for n, _ in fusion.named_parameters()]
+    params = tuple(p.detach().clone().requires_grad_(True) for p in fusion.parameters())
+    emb = {m: e.detach() for m, e in adapter.encode(inputs).items()}
+
+    def fn(*ps):
+        fuse = lambda e: functional_call(fusion, dict(zip(names, ps)), (e,))  # noqa: E731
+        maps = attribute(fuse, emb, labels, method="ig", steps=4)
+        return torch.cat([maps["audio"].flatten(), maps["visual"].flatten()])
+
+    assert torch.autograd.gradcheck(fn, params, eps=1e-6, atol=1e-5, rtol=1e-4)
+
+
+def test_linear_fusion_attributions_are_exact(make_smooth, make_batch):
+    adapter = make_smooth("concat")
+    inputs, labels = make_batch()
+    emb = adapter.encode(inputs)
+    w = adapter.model.fusion.fc.weight[labels]  # (B, 2D)
+    d = emb["audio"].shape[1]
+    for method in ("gradxinput", "ig"):
+        maps = attribute(adapter.fuse, emb, labels, method=method, steps=5)
+        assert torch.allclose(maps["audio"], emb["audio"] * w[:, :d])
+        assert torch.allclose(maps["visual"], emb["visual"] * w[:, d:])
+
+
+def test_ig_differs_from_gradxinput_on_nonlinear_fusion(make_smooth, make_batch):
+    adapter = make_smooth("gated")
+    inputs, labels = make_batch()
+    a = modality_scores(adapter, inputs, labels, AttributionSpec(method="gradxinput"))
+    b = modality_scores(adapter, inputs, labels, AttributionSpec(method="ig", steps=8))
+    assert not torch.allclose(a, b)
+
+
+def test_level_changes_what_is_attributed(make_smooth, make_batch):
+    adapter = make_smooth("concat")
+    inputs, labels = make_batch()
+    emb = modality_scores(adapter, inputs, labels, AttributionSpec(level="embedding"))
+    inp = modality_scores(adapter, inputs, labels, AttributionSpec(level="input"))
+    assert emb.shape == inp.shape == (4, 2)
+    assert not torch.allclose(emb, inp)
+
+
+def test_pools_give_analytic_values():
+    maps = {"audio": torch.tensor([[3.0, -4.0]]), "visual": torch.tensor([[1.0, 1.0, -1.0, 1.0]])}
+    assert pool_scores(maps, ["audio", "visual"], "l1").tolist() == [[7.0, 4.0]]
+    assert torch.allclose(pool_scores(maps, ["audio", "visual"], "l2"), torch.tensor([[5.0, 2.0]]))
+    with pytest.raises(UsageError):
+        pool_scores(maps, ["audio"], "l3")
+
+
+def test_shares_sum_to_one_and_handle_zero_rows():
+    shares = soft_shares(torch.tensor([[7.0, 4.0], [0.0, 0.0]]))
+    assert torch.allclose(shares, torch.tensor([[7 / 11, 4 / 11], [0.5, 0.5]]))
+
+
+@pytest.mark.parametrize("kind,expected", [
+    ("l1", 0.6),
+    ("l2", 0.18),
+    ("kl", 0.5 * math.log(0.5 / 0.8) + 0.5 * math.log(0.5 / 0.2)),
+])
+def test_penalties_give_analytic_values(kind, expected):
+    shares = torch.tensor([[0.9, 0.1], [0.7, 0.3]], dtype=torch.float64)  # batch mean (0.8, 0.2)
+    value = share_penalty(shares, torch.tensor([0.5, 0.5]), kind)
+    assert float(value) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["l1", "l2", "kl"])
+@pytest.mark.parametrize("target", [(0.5, 0.5), (0.3, 0.7)])
+def test_target_sets_the_penalty_minimum(kind, target):
+    grid = torch.linspace(0.01, 0.99, 99, dtype=torch.float64)
+    values = torch.stack([share_penalty(torch.stack([s, 1 - s]), torch.tensor(target), kind) for s in grid])
+    best = float(grid[int(values.argmin())])
+    assert best == pytest.approx(target[0], abs=0.011)
+    assert float(values.min()) == pytest.approx(0.0, abs=1e-3)
+
+
+def test_unknown_penalty_is_a_usage_error():
+    with pytest.raises(UsageError):
+        share_penalty(torch.tensor([0.5, 0.5]), torch.tensor([0.5, 0.5]), "l3")
