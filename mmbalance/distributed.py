@@ -17,6 +17,9 @@ Example:
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import datetime
 import os
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -97,12 +100,19 @@ def init_distributed(device: str | torch.device = "cpu") -> DistInfo:
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
         _OWNED["group"] = True
+        # A gloo group still alive at interpreter exit aborts the process; leave it cleanly.
+        atexit.register(shutdown_distributed)
     return dist_info()
 
 
 def shutdown_distributed() -> None:
-    """Destroy the process group if :func:`init_distributed` created it."""
+    """Destroy the process group if :func:`init_distributed` created it (after a last barrier)."""
     if _OWNED["group"] and dist.is_available() and dist.is_initialized():
+        with contextlib.suppress(Exception):  # a peer that already failed must not mask the real error
+            if dist.get_backend() == "gloo":  # bounded: a peer that died must not hang this one
+                dist.monitored_barrier(timeout=datetime.timedelta(seconds=60))
+            else:
+                barrier()
         dist.destroy_process_group()
     _OWNED["group"] = False
 
@@ -172,3 +182,12 @@ class ShardSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return len(range(self.rank, self.n, self.world_size))
+
+
+def gather_objects(obj: Any) -> list[Any]:
+    """``obj`` from every process, in rank order (``[obj]`` alone)."""
+    if not is_distributed():
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out

@@ -55,3 +55,62 @@ def av_batch(n=4, seed=0, audio_shape=(1, 4, 5), visual_shape=(3, 2, 3, 3)):
 def as_forward(model):
     """A dict-taking forward for estimators."""
     return lambda inputs: model(inputs["audio"], inputs["visual"])
+
+
+class SymmetricAV(nn.Module):
+    """``head(h(audio) + h(visual))`` with one shared ``h``: swapping the modalities changes nothing."""
+
+    def __init__(self, shape=(1, 4, 5), num_classes=3):
+        super().__init__()
+        n = int(torch.tensor(shape).prod())
+        self.h = nn.Sequential(nn.Flatten(), nn.Linear(n, 6), nn.Tanh())
+        self.head = nn.Sequential(nn.Linear(6, 6), nn.Softplus(), nn.Linear(6, num_classes))
+
+    def forward(self, audio, visual):
+        return self.head(self.h(audio) + self.h(visual))
+
+
+class PluginAV(nn.Module):
+    """An OGM-GE-like plug-in: ``audio_net``, a per-frame ``visual_net`` and ``fusion_module``.
+
+    ``visual_net`` sees the frames of all samples stacked, ``(B*T, 3, H, W)``, so its output has
+    ``T`` rows per sample; ``forward`` returns ``(a, v, logits)``.
+    """
+
+    def __init__(self, num_classes=3, dim=6):
+        super().__init__()
+        self.audio_net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                                       nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, dim))
+        self.visual_net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                                        nn.Flatten(), nn.Linear(4, dim))
+        self.fusion_module = nn.Linear(2 * dim, num_classes)
+
+    def forward(self, audio, visual):
+        b, c, t, h, w = visual.shape
+        a = self.audio_net(audio)
+        v = self.visual_net(visual.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w))
+        v = v.view(b, t, -1).mean(1)
+        return a, v, self.fusion_module(torch.cat([a, v], 1))
+
+
+def randomize_batchnorm(model, seed=0):
+    """Give every batch norm non-trivial running statistics and affine parameters (eval mode matters)."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            n = m.num_features
+            m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            with torch.no_grad():
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(n, generator=g) - 0.5)
+    return model
+
+
+def tiny_dataset(n=12, num_classes=3, seed=0, audio_shape=(1, 8, 8), visual_shape=(3, 2, 8, 8)):
+    """A small in-memory ``TensorMultimodalDataset`` with audio and visual inputs."""
+    from mmbalance.data import TensorMultimodalDataset
+
+    x = av_batch(n, seed=seed, audio_shape=audio_shape, visual_shape=visual_shape)
+    labels = torch.arange(n) % num_classes
+    return TensorMultimodalDataset(x, labels, classes=[f"c{k}" for k in range(num_classes)], source="toy")

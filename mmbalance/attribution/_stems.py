@@ -79,9 +79,14 @@ class _Call:
 
 @dataclass
 class Stems:
-    """Stems found for a model and input shapes (possibly none)."""
+    """Stems found for a model and input shapes (possibly none).
+
+    ``raw_unused``: the model reads the stemmed modalities' raw inputs only through their stems
+    (checked by :func:`verify_stems`), so the path need not be walked at the raw inputs too.
+    """
 
     stems: dict[str, Stem] = field(default_factory=dict)
+    raw_unused: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.stems)
@@ -279,7 +284,18 @@ def verify_stems(stems: Stems, forward: Callable[[dict[str, Tensor]], Tensor], i
                 walked = forward(mid)
         except Exception:  # noqa: BLE001 - any failure means the model does not fit the pattern
             return Stems()
-    return stems if _close(walked, plain) else Stems()
+        if not _close(walked, plain):
+            return Stems()
+        # Does anything but the stem read the raw input? Feed the first sample's values to every row
+        # (exactly what the walk then feeds) and see.
+        shuffled = {m: (mid[m][:1].expand_as(mid[m]) if m in stems.stems else mid[m]) for m in mid}
+        try:
+            with injecting(stems, averaged):
+                blind = forward(shuffled)
+            unused = batch > 1 and _close(blind, plain)
+        except Exception:  # noqa: BLE001
+            unused = False
+    return Stems(stems.stems, raw_unused=unused)
 
 
 def _close(a: Tensor, b: Tensor) -> bool:

@@ -107,7 +107,7 @@ def gaussian_blur(x: Tensor, sigma: float = 0.125, *, modality: str = "input") -
     Example:
         >>> x = torch.zeros(1, 1, 5, 5); x[0, 0, 2, 2] = 1.0
         >>> y = gaussian_blur(x, 0.2)
-        >>> round(y.sum().item(), 4) <= 1.0 and y[0, 0, 2, 2].item() < 1.0
+        >>> y[0, 0, 2, 2].item() < 1.0 and y[0, 0, 2, 3].item() > 0.0
         True
     """
     if x.dim() < 3:

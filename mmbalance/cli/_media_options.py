@@ -20,15 +20,15 @@ from ..errors import UsageError
 
 _PANEL = "Media decoding"
 
-FramesOpt = Annotated[Optional[int], typer.Option("--frames", min=1, rich_help_panel=_PANEL, help="Video frames per clip, sampled evenly over the clip window [default: 4].")]
+FramesOpt = Annotated[Optional[int], typer.Option("--frames", min=1, rich_help_panel=_PANEL, help="Video frames per clip, sampled evenly over the clip window; default 4.")]
 FpsOpt = Annotated[Optional[float], typer.Option("--fps", min=0.001, rich_help_panel=_PANEL, help="Sample frames at this rate instead (fps × clip seconds frames).")]
-SizeOpt = Annotated[Optional[int], typer.Option("--size", min=1, rich_help_panel=_PANEL, help="Frames are resized to SIZE×SIZE [default: 112].")]
-SampleRateOpt = Annotated[Optional[int], typer.Option("--sample-rate", min=1, rich_help_panel=_PANEL, help="Audio is resampled to this rate in Hz [default: 16000].")]
-ClipSecondsOpt = Annotated[Optional[float], typer.Option("--clip-seconds", min=0.001, rich_help_panel=_PANEL, help="Audio is cut or padded to this length; frames come from the same window [default: 3].")]
-NMelsOpt = Annotated[Optional[int], typer.Option("--n-mels", min=1, rich_help_panel=_PANEL, help="Mel bands of the log-mel spectrogram [default: 64].")]
-SpectrogramOpt = Annotated[Optional[str], typer.Option("--spectrogram", rich_help_panel=_PANEL, help="mel (log-mel, dB) or stft (OGM-GE's log |STFT|) [default: mel].")]
-NormalizeOpt = Annotated[Optional[str], typer.Option("--normalize", rich_help_panel=_PANEL, help="Frames: imagenet (mean/std) or unit ([0, 1]) [default: imagenet].")]
-AudioPadOpt = Annotated[Optional[str], typer.Option("--audio-pad", rich_help_panel=_PANEL, help="Short audio: zero (silence) or loop (repeat, as OGM-GE) [default: zero].")]
+SizeOpt = Annotated[Optional[int], typer.Option("--size", min=1, rich_help_panel=_PANEL, help="Frames are resized to SIZE×SIZE; default 112.")]
+SampleRateOpt = Annotated[Optional[int], typer.Option("--sample-rate", min=1, rich_help_panel=_PANEL, help="Audio is resampled to this rate in Hz; default 16000.")]
+ClipSecondsOpt = Annotated[Optional[float], typer.Option("--clip-seconds", min=0.001, rich_help_panel=_PANEL, help="Audio is cut or padded to this length; frames come from the same window; default 3.")]
+NMelsOpt = Annotated[Optional[int], typer.Option("--n-mels", min=1, rich_help_panel=_PANEL, help="Mel bands of the log-mel spectrogram; default 64.")]
+SpectrogramOpt = Annotated[Optional[str], typer.Option("--spectrogram", rich_help_panel=_PANEL, help="mel (log-mel, dB) or stft (OGM-GE's log |STFT|); default mel.")]
+NormalizeOpt = Annotated[Optional[str], typer.Option("--normalize", rich_help_panel=_PANEL, help="Frames: imagenet (mean/std) or unit ([0, 1]); default imagenet.")]
+AudioPadOpt = Annotated[Optional[str], typer.Option("--audio-pad", rich_help_panel=_PANEL, help="Short audio: zero (silence) or loop (repeat, as OGM-GE); default zero.")]
 SkipBadOpt = Annotated[bool, typer.Option("--skip-bad", help="Skip missing, unreadable or incomplete clips (and unknown labels), list them, and go on.")]
 
 

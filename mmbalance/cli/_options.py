@@ -17,7 +17,7 @@ ModelArgOpt = Annotated[Optional[list[str]], typer.Option("--model-arg", help="C
 CheckpointOpt = Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="State-dict file (.pt .pth .ckpt .bin .safetensors).")]
 TrustOpt = Annotated[bool, typer.Option("--trust-checkpoint", help="Allow full unpickling of the checkpoint. Only for files you trust: it can run code.")]
 OutputOpt = Annotated[Optional[str], typer.Option("--output", help="Which element of a tuple/list (index) or dict (key) output holds the logits.")]
-DataOpt = Annotated[str, typer.Option("--data", "-d", help="Dataset: a .pt file, a split directory, or synthetic:av-dominance.")]
+DataOpt = Annotated[str, typer.Option("--data", "-d", help="Dataset: a .pt file, a split directory, synthetic:av-dominance, a media manifest .csv, a CREMA-D folder or class folders.")]
 SplitOpt = Annotated[Optional[str], typer.Option("--split", help="Split of a split dataset (train, val, test).")]
 ModalitiesOpt = Annotated[Optional[str], typer.Option("--modalities", help="Comma-separated modality names in model input order.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]

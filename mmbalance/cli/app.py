@@ -33,7 +33,7 @@ def stdout_console() -> Console:
 
 def stderr_console() -> Console:
     """A console for progress and error lines."""
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _report_error(message: str) -> None:

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from ..attribution import list_estimators
+from ..audit import DEFAULT_BOOTSTRAP, DEFAULT_METHODS
 from ..audit import audit as run_audit
 from ..models import parse_model_args
+from ._media_options import (AudioPadOpt, ClipSecondsOpt, FpsOpt, FramesOpt, NMelsOpt, NormalizeOpt, SampleRateOpt,
+                             SizeOpt, SkipBadOpt, SpectrogramOpt, media_data)
 from ._options import (BatchSizeOpt, CheckpointOpt, DataOpt, DeviceOpt, JsonOpt, ModalitiesOpt, ModelArgOpt,
                        ModelOpt, OutputOpt, QuietOpt, SplitOpt, TrustOpt, parse_output, split_list)
 from ._render import print_audit
 from .app import app, stderr_console, stdout_console
+
+_METHOD_HELP = (f"Comma-separated estimators ({', '.join(list_estimators())}); the first is the primary one. "
+                "See docs/estimators.md.")
 
 
 @app.command("audit")
@@ -22,8 +30,29 @@ def audit_command(
     checkpoint: CheckpointOpt = None,
     split: SplitOpt = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the audit JSON here.")] = None,
-    method: Annotated[str, typer.Option("--method", help="Comma-separated estimators.")] = "ig",
-    steps: Annotated[int, typer.Option("--steps", min=1, help="Integrated Gradients steps.")] = 32,
+    method: Annotated[str, typer.Option("--method", help=_METHOD_HELP)] = ",".join(DEFAULT_METHODS),
+    level: Annotated[str, typer.Option("--level", help="Attribute at the model [bold]input[/] or at each "
+                                       "modality's [bold]embedding[/] where it enters the fusion.")] = "input",
+    embedding_layer: Annotated[Optional[str], typer.Option(
+        "--embedding-layer", help="For plug-in models at --level embedding: the module whose output is each "
+        "modality's embedding, e.g. audio=audio_net,visual=visual_net.")] = None,
+    baseline: Annotated[str, typer.Option("--baseline", help="Reference input: zero, mean (dataset mean), "
+                                          "noise or blur.")] = "zero",
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Integrated Gradients steps (with --tolerance: "
+                                       "the most a sample may use).")] = 32,
+    quadrature: Annotated[str, typer.Option("--quadrature", help="IG rule: gausslegendre or riemann "
+                                            "(trapezoid).")] = "gausslegendre",
+    tolerance: Annotated[Optional[float], typer.Option(
+        "--tolerance", help="Adaptive IG steps: refine a sample until its completeness error is below this "
+        "fraction of |f(x) - f(baseline)|, e.g. 0.01.")] = None,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Shuffles per modality for the "
+                                         "permutation estimator.")] = 5,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap replicates for 95% intervals "
+                                           "(0: none).")] = DEFAULT_BOOTSTRAP,
+    per_sample: Annotated[Optional[Path], typer.Option(
+        "--per-sample", help="Write per-sample scores and shares to this .csv or .parquet file.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every random draw (noise baseline, shuffles, "
+                                      "bootstrap).")] = 0,
     batch_size: BatchSizeOpt = 32,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Audit only the first N samples.")] = None,
     target: Annotated[str, typer.Option("--target", help="Attribute the predicted class (pred) or the label.")] = "pred",
@@ -32,19 +61,39 @@ def audit_command(
     modalities: ModalitiesOpt = None,
     model_arg: ModelArgOpt = None,
     trust_checkpoint: TrustOpt = False,
+    frames: FramesOpt = None,
+    fps: FpsOpt = None,
+    size: SizeOpt = None,
+    sample_rate: SampleRateOpt = None,
+    clip_seconds: ClipSecondsOpt = None,
+    n_mels: NMelsOpt = None,
+    spectrogram: SpectrogramOpt = None,
+    normalize: NormalizeOpt = None,
+    audio_pad: AudioPadOpt = None,
+    skip_bad: SkipBadOpt = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Measure each modality's share of the model's decisions (Integrated Gradients by default).
+    """Measure each modality's share of the model's decisions (Integrated Gradients and ablation by default).
 
     Example: [bold]mmbalance audit --model av-tiny --checkpoint run/best.pt --data synthetic:av-dominance --out audit.json[/]
+
+    More estimators: [bold]--method ig,ablation,shapley,permutation,branch --per-sample samples.csv[/]
     """
+    data = media_data(data, frames=frames, fps=fps, size=size, sample_rate=sample_rate,
+                      clip_seconds=clip_seconds, n_mels=n_mels, spectrogram=spectrogram, normalize=normalize,
+                      audio_pad=audio_pad, skip_bad=skip_bad)
     result = run_audit(
         model, data, checkpoint=str(checkpoint) if checkpoint else None, trust_checkpoint=trust_checkpoint,
         model_args=parse_model_args(model_arg or []), split=split, modalities=split_list(modalities),
         output=parse_output(output), methods=split_list(method) or [], steps=steps, batch_size=batch_size,
         limit=limit, target=target, device=device, progress=not quiet and not as_json,
+        level=level, baseline=baseline, quadrature=quadrature, tolerance=tolerance,
+        embedding_layers=embedding_layer, repeats=repeats, bootstrap=bootstrap,
+        per_sample=str(per_sample) if per_sample is not None else None, seed=seed,
     )
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun, rank 0 writes and prints
     if out is not None:
         result.save(out)
     if as_json:
@@ -54,3 +103,5 @@ def audit_command(
         print_audit(result, stdout_console())
         if out is not None:
             stderr_console().print(f"wrote {out}")
+        if per_sample is not None:
+            stderr_console().print(f"wrote {per_sample}")

@@ -12,6 +12,8 @@ import typer
 from ..errors import UsageError
 from ..models import parse_model_args
 from ..training import TrainConfig, TrainingInterrupted, TrainResult, finetune
+from ._media_options import (AudioPadOpt, ClipSecondsOpt, FpsOpt, FramesOpt, NMelsOpt, NormalizeOpt, SampleRateOpt,
+                             SizeOpt, SkipBadOpt, SpectrogramOpt, media_data)
 from ._options import (BatchSizeOpt, CheckpointOpt, DeviceOpt, ModalitiesOpt, ModelArgOpt, OutputOpt, QuietOpt,
                        TrustOpt, parse_output, split_list)
 from .app import EXIT_INTERRUPTED, app, stderr_console, stdout_console
@@ -24,7 +26,7 @@ _RESUME_OPTIONS = {"resume", "device", "quiet"}
 def finetune_command(
     ctx: typer.Context,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Registered name, [bold]package.module:factory[/] or [bold]file.py:factory[/].")] = None,
-    data: Annotated[Optional[str], typer.Option("--data", "-d", help="Dataset: a .pt file, a split directory, or synthetic:av-dominance.")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", "-d", help="Dataset: a .pt file, a split directory, synthetic:av-dominance, a media manifest .csv, a CREMA-D folder or class folders.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (best.pt, last.pt, metrics.csv, resume.pt).")] = None,
     checkpoint: CheckpointOpt = None,
     regularizer: Annotated[str, typer.Option("--regularizer", "-r", help="none, attribution, ogm-ge or modality-dropout.", rich_help_panel="Balancing")] = "none",
@@ -35,7 +37,7 @@ def finetune_command(
     pool: Annotated[str, typer.Option("--pool", help="l1 or l2: how a modality's attributions become one score.", rich_help_panel="Balancing")] = "l1",
     penalty: Annotated[str, typer.Option("--penalty", help="l1, l2 or kl: distance between shares and target.", rich_help_panel="Balancing")] = "l2",
     target: Annotated[str, typer.Option("--target", help="equal, or shares such as audio=0.3,visual=0.7.", rich_help_panel="Balancing")] = "equal",
-    scope: Annotated[str, typer.Option("--scope", help="all: the penalty trains every weight; fusion: only the fusion head and classifier (own optimizer).", rich_help_panel="Balancing")] = "all",
+    scope: Annotated[str, typer.Option("--scope", help="all: the penalty trains every weight; fusion: only the fusion head and classifier (own optimizer).", rich_help_panel="Balancing")] = "fusion",
     lambda_warmup: Annotated[int, typer.Option("--lambda-warmup", help="Epochs over which lambda ramps up from 0.", rich_help_panel="Balancing")] = 0,
     alpha: Annotated[float, typer.Option("--alpha", help="OGM-GE modulation strength.", rich_help_panel="Balancing")] = 0.5,
     p: Annotated[float, typer.Option("--p", help="Modality dropout: probability of dropping one modality of a sample.", rich_help_panel="Balancing")] = 0.5,
@@ -53,6 +55,16 @@ def finetune_command(
     modalities: ModalitiesOpt = None,
     model_arg: ModelArgOpt = None,
     trust_checkpoint: TrustOpt = False,
+    frames: FramesOpt = None,
+    fps: FpsOpt = None,
+    size: SizeOpt = None,
+    sample_rate: SampleRateOpt = None,
+    clip_seconds: ClipSecondsOpt = None,
+    n_mels: NMelsOpt = None,
+    spectrogram: SpectrogramOpt = None,
+    normalize: NormalizeOpt = None,
+    audio_pad: AudioPadOpt = None,
+    skip_bad: SkipBadOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Train with cross-entropy and an optional balancing method, keeping the best epoch.
@@ -80,6 +92,9 @@ def finetune_command(
         missing = [flag for flag, value in (("--model", model), ("--data", data), ("--out", out)) if value is None]
         if missing:
             raise UsageError(f"missing {', '.join(missing)}", hint="or continue a run with --resume DIR")
+        data = media_data(str(data), frames=frames, fps=fps, size=size, sample_rate=sample_rate,
+                          clip_seconds=clip_seconds, n_mels=n_mels, spectrogram=spectrogram, normalize=normalize,
+                          audio_pad=audio_pad, skip_bad=skip_bad)
         config = TrainConfig(
             model=str(model), data=str(data), out=str(out), checkpoint=str(checkpoint) if checkpoint else None,
             trust_checkpoint=trust_checkpoint, model_args=parse_model_args(model_arg or []),

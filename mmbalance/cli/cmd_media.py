@@ -78,7 +78,8 @@ def prepare_command(
     speed = f", {rate:.1f} clips/s with {result.workers} worker{'s' if result.workers > 1 else ''}" if rate else ""
     err.print(f"decoded {result.decoded} clips, {result.cached} from the cache, in {result.seconds:.1f} s{speed}")
     if result.skipped:
-        err.print(f"[yellow]skipped {len(result.skipped)} clips[/] (log: {escape(str(Path(result.out) / 'skipped.json'))}):")
+        log = escape(str(Path(result.out) / "skipped.json"))
+        err.print(f"[yellow]skipped {len(result.skipped)} clips[/] (log: {log}):")
         for s in result.skipped[:_SHOWN_SKIPPED]:
             err.print(f"  {escape(s.describe())}")
         if len(result.skipped) > _SHOWN_SKIPPED:

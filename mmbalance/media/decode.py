@@ -34,7 +34,7 @@ __all__ = ["MediaError", "MediaInfo", "probe", "read_frames", "read_waveform", "
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".flv", ".mpg", ".mpeg", ".wmv", ".3gp", ".ts")
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus", ".wma", ".aiff", ".aif")
-_DECODE_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, EOFError, IndexError, MemoryError)
+_DECODE_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, EOFError, IndexError)
 
 
 class MediaError(DataError):
@@ -43,19 +43,23 @@ class MediaError(DataError):
     ``path`` is the file, ``reason`` the short cause (``"file not found"``, ...).
     """
 
-    def __init__(self, path: str | os.PathLike[str], reason: str, *, where: str | None = None,
+    def __init__(self, path: str | os.PathLike[str], reason: str | None = None, *, where: str | None = None,
                  hint: str | None = None) -> None:
+        if reason is None:  # one argument: a finished message (as DataLoader workers re-raise errors)
+            self.path, self.reason, self.where, self._hint = "", str(path), where, hint
+            super().__init__(str(path), hint=hint)
+            return
         self.path = str(path)
         self.reason = reason
-        suffix = f" ({where})" if where else ""
         self.where = where
+        self._hint = hint
+        suffix = f" ({where})" if where else ""
         super().__init__(f"{reason}: {self.path}{suffix}",
                          hint=hint or "fix or remove the file, or pass --skip-bad to skip it and go on")
-        self._hint = hint
 
     def located(self, where: str | None) -> "MediaError":
         """The same error, saying where the file was listed (``clips.csv line 4``)."""
-        if not where or self.where or where == self.path:
+        if not where or self.where or where == self.path or not self.path:
             return self
         return MediaError(self.path, self.reason, where=where, hint=self._hint)
 
@@ -154,8 +158,7 @@ def _video_frames(path: Path, options: DecodeOptions) -> np.ndarray:
     with _open(path) as container:
         if not container.streams.video:
             raise MediaError(path, "no video track")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        stream = container.streams.video[0]  # FFmpeg's default threading; parallelism is across clips
         tb = float(stream.time_base) if stream.time_base else None
         start = stream.start_time * tb if (stream.start_time is not None and tb) else 0.0
         rate = float(stream.guessed_rate or stream.average_rate or 0) or 25.0

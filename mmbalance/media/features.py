@@ -70,7 +70,7 @@ class _Log(torch.nn.Module):
 
 
 def frames_to_tensor(frames: np.ndarray, options: DecodeOptions) -> Tensor:
-    """``(T, H, W, 3)`` uint8 RGB → ``(3, T, H, W)`` float: [0, 1], then ImageNet mean/std unless ``normalize="unit"``."""
+    """``(T, H, W, 3)`` uint8 RGB → ``(3, T, H, W)`` float in [0, 1], then ImageNet mean/std (unless ``"unit"``)."""
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float().div_(255.0)
     if options.normalize == "imagenet":
         mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1, 1)

@@ -30,7 +30,8 @@ from .decode import MediaError, probe, read_frames, read_waveform
 from .features import frames_to_tensor, spectrogram
 from .options import DecodeOptions
 
-__all__ = ["MediaItem", "SkippedItem", "MediaCollection", "decode_item", "check_item", "item_key", "MODALITIES"]
+__all__ = ["MediaItem", "SkippedItem", "MediaCollection", "decode_item", "check_item", "validate_items", "item_key",
+           "MODALITIES"]
 
 MODALITIES = ("audio", "visual")
 

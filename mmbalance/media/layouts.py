@@ -89,7 +89,8 @@ def read_cremad(root: str | os.PathLike[str], *, skip_bad: bool = False) -> Medi
         for line, clip, label in rows:
             here = f"{csv_path} line {line}"
             if label not in lookup:
-                err = DataError(f"{here}: unknown label {label!r}", hint=f"CREMA-D classes: {', '.join(CREMAD_CLASSES)}")
+                err = DataError(f"{here}: unknown label {label!r}",
+                                hint=f"CREMA-D classes: {', '.join(CREMAD_CLASSES)}")
                 if not skip_bad:
                     raise err
                 skipped.append(SkippedItem(where=here, path=clip, reason=f"unknown label {label!r}", split=split))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterable, Sequence
 
 from ..errors import DataError
 from .decode import MediaError
@@ -101,7 +101,7 @@ def read_manifest(path: str | os.PathLike[str], *, classes: Sequence[str] | None
     return MediaCollection(source=where, items=items, classes=class_list, splits=splits, skipped=skipped)
 
 
-def _read_rows(fh, where: str) -> list[tuple[int, dict[str, str | None]]]:
+def _read_rows(fh: Iterable[str], where: str) -> list[tuple[int, dict[str, str | None]]]:
     reader = csv.reader(fh)
     header: list[str] | None = None
     rows: list[tuple[int, dict[str, str | None]]] = []
@@ -125,7 +125,8 @@ def _read_rows(fh, where: str) -> list[tuple[int, dict[str, str | None]]]:
     return rows
 
 
-def _classes(labels: list[str | None], fixed: Sequence[str] | None):
+def _classes(labels: list[str | None], fixed: Sequence[str] | None
+             ) -> tuple[list[str], Callable[[str | None], int | None]]:
     """Class names and a function label-string → index (``None`` when unknown)."""
     present = [lab for lab in labels if lab]
     if fixed is not None:

@@ -158,7 +158,8 @@ class DecodeOptions:
     def changed(self) -> dict[str, Any]:
         """Options that differ from the defaults (what a source string needs to carry)."""
         default = DecodeOptions()
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)}
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if getattr(self, f.name) != getattr(default, f.name)}
 
     def merged(self, other: "DecodeOptions | None") -> "DecodeOptions":
         """These options with those ``other`` changes from the defaults put on top.

@@ -288,6 +288,8 @@ def _run(entries: list[tuple[str, MediaItem]], cache: Path, options: DecodeOptio
          workers: int, shard_size: int, skip_bad: bool, progress: bool) -> None:
     if not entries:
         return
+    if workers > 1:  # at least ~4 shards per worker, so the workers finish together
+        shard_size = max(1, min(shard_size, -(-len(entries) // (4 * workers))))
     chunks = list(_chunks(entries, shard_size))
     workers = min(workers, len(chunks))
     label = f"decoding {len(entries)} clips" + (f" ({workers} workers)" if workers > 1 else "")
@@ -299,10 +301,15 @@ def _run(entries: list[tuple[str, MediaItem]], cache: Path, options: DecodeOptio
 
     with progress_bar(label, total=len(entries), unit="clips", enabled=progress) as advance:
         if workers == 1:
-            for chunk in chunks:
-                report = _decode_shard(str(cache), _shard_name(), chunk, options, modalities)
-                advance(len(chunk))
-                check(report)
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # tiny tensors: extra intra-op threads only add overhead
+            try:
+                for chunk in chunks:
+                    report = _decode_shard(str(cache), _shard_name(), chunk, options, modalities)
+                    advance(len(chunk))
+                    check(report)
+            finally:
+                torch.set_num_threads(threads)
             return
         context = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker)

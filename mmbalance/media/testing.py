@@ -35,10 +35,13 @@ def video_encoder() -> str:
     raise RuntimeError(f"PyAV {av.__version__} has no H.264 or MPEG-4 encoder")
 
 
-def _picture(i: int, n: int, width: int, height: int, seed: int) -> np.ndarray:
-    img = np.zeros((height, width, 3), np.uint8)
-    img[..., 0] = (40 * seed) % 256
-    img[..., 2] = (i * 255) // max(n - 1, 1)
+def _picture(i: int, n: int, width: int, height: int, seed: int, texture: bool = False) -> np.ndarray:
+    if texture:  # camera-like noise, so the encoder works (and the decoder) about as hard as on real video
+        img = np.random.default_rng(seed * 10_000 + i).integers(0, 64, (height, width, 3), dtype=np.uint8)
+    else:
+        img = np.zeros((height, width, 3), np.uint8)
+    img[..., 0] += np.uint8((40 * seed) % 192)
+    img[..., 2] = np.maximum(img[..., 2], (i * 255) // max(n - 1, 1))
     x = (i * width) // max(n, 1)
     img[:, x:x + max(1, width // 8), 1] = 220
     return img
@@ -52,8 +55,11 @@ def _tone(seconds: float, sample_rate: int, seed: int, channels: int = 1) -> np.
 
 def write_clip(path: str | os.PathLike[str], *, seconds: float = 1.0, fps: int = 8, width: int = 64,
                height: int = 48, audio: bool = True, sample_rate: int = 16000, channels: int = 1,
-               seed: int = 0, codec: str | None = None) -> Path:
-    """Write an mp4 (H.264 video, AAC audio unless ``audio=False``) of ``seconds`` and return its path."""
+               seed: int = 0, codec: str | None = None, texture: bool = False) -> Path:
+    """Write an mp4 (H.264 video, AAC audio unless ``audio=False``) of ``seconds`` and return its path.
+
+    ``texture=True`` adds noise to every frame, so decoding costs about what real footage costs.
+    """
     import av  # noqa: PLC0415
 
     path = Path(path)
@@ -69,7 +75,7 @@ def write_clip(path: str | os.PathLike[str], *, seconds: float = 1.0, fps: int =
             astream = container.add_stream("aac", rate=sample_rate)
             astream.layout = "mono" if channels == 1 else "stereo"
         for i in range(n):
-            frame = av.VideoFrame.from_ndarray(_picture(i, n, width, height, seed), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(_picture(i, n, width, height, seed, texture), format="rgb24")
             for packet in vs.encode(frame):
                 container.mux(packet)
         for packet in vs.encode(None):

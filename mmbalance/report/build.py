@@ -27,6 +27,7 @@ from typing import Any, Sequence
 
 from ..errors import MMBalanceError, UsageError
 from ..results import AuditResult
+from .compare import require_methods
 from .content import ReportDocument, assemble_report
 from .html import render_html
 from .markdown import render_markdown
@@ -114,6 +115,8 @@ def build_report(
     audits = list(audits)
     if not audits:
         raise UsageError("no audit to report on", hint="pass at least one audit JSON")
+    for audit in audits:
+        require_methods(audit)
     if labels is not None and len(labels) != len(audits):
         raise UsageError(f"{len(labels)} labels for {len(audits)} audits")
     training = metrics if isinstance(metrics, TrainingMetrics) or metrics is None else load_metrics(metrics)

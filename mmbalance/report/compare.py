@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import ResultsError
 from ..results import AuditResult
 from .summary import BALANCE_TOLERANCE, is_balanced
 
@@ -104,6 +105,8 @@ def compare_audits(before: AuditResult, after: AuditResult, *, before_label: str
         >>> c.to_dict()["imbalance"]["max_share"]  # doctest: +SKIP
         {'before': 0.93, 'after': 0.58, 'delta': -0.35}
     """
+    require_methods(before)
+    require_methods(after)
     notes: list[str] = []
     after_mods = set(after.modalities)
     modalities = [m for m in before.modalities if m in after_mods]
@@ -146,6 +149,13 @@ def compare_audits(before: AuditResult, after: AuditResult, *, before_label: str
                             for c in classes},
         notes=notes,
     )
+
+
+def require_methods(audit: AuditResult) -> None:
+    """Raise :class:`~mmbalance.errors.ResultsError` for an audit without any estimator result."""
+    if not audit.methods:
+        raise ResultsError(f"the audit of {audit.model} on {audit.data} has no attribution results",
+                           hint="re-run `mmbalance audit`")
 
 
 def _get(shares: dict[str, float], mod: str) -> float | None:

@@ -27,9 +27,9 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import matplotlib
 from matplotlib import colors as mcolors
-from matplotlib.patches import Patch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from ..results import AuditResult, MethodResult
@@ -249,7 +249,7 @@ def plot_per_class(audit: AuditResult, *, method: str | None = None,
     with _style():
         fig = Figure(figsize=(WIDTH, 1.4 + 0.45 * len(rows)), layout="constrained")
         ax = fig.add_subplot()
-        for y, (name, shares, _n) in enumerate(rows):
+        for y, (_name, shares, _n) in enumerate(rows):
             _stacked_bar(ax, y, shares, mods, colors)
         ax.set_yticks(range(len(rows)), [f"{_short(name)}  (n={n})" for name, _s, n in rows])
         ax.get_yticklabels()[0].set_fontweight("bold")
@@ -323,7 +323,7 @@ def plot_share_distribution(audit: AuditResult, *, method: str | None = None,
     with _style():
         fig = Figure(figsize=(WIDTH, 1.0 + 1.8 * len(mods)), layout="constrained")
         axes = fig.subplots(len(mods), 1, sharex=True, squeeze=False)[:, 0]
-        for k, (ax, mod) in enumerate(zip(axes, mods)):
+        for ax, mod in zip(axes, mods):
             edges, counts = hists[mod]
             total = sum(counts) or 1.0
             widths = [b - a for a, b in zip(edges, edges[1:])]

@@ -111,7 +111,7 @@ class TrainConfig:
     pool: str = "l1"
     penalty: str = "l2"
     target: str = "equal"
-    scope: str = "all"
+    scope: str = "fusion"
     lambda_warmup: int = 0
     alpha: float = 0.5
     p: float = 0.5

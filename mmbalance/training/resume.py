@@ -100,10 +100,19 @@ def load_resume(run_dir: str | os.PathLike[str]) -> tuple[TrainConfig, dict[str,
     return config, state
 
 
+# Settings a resumed run may change without becoming another run.
+_MOVABLE = ("device", "out")
+
+
 def _same_config(saved: Any, config: TrainConfig) -> bool:
     if not isinstance(saved, dict):
         return False
     try:
-        return TrainConfig.from_dict(saved) == config
+        other = TrainConfig.from_dict(saved)
     except TypeError:
         return False
+    a, b = other.to_dict(), config.to_dict()
+    for key in _MOVABLE:
+        a.pop(key, None)
+        b.pop(key, None)
+    return a == b

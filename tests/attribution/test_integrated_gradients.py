@@ -96,3 +96,176 @@ def test_bad_settings_and_targets_are_refused():
     bad = {"audio": torch.zeros(3, 1, 4, 5), "visual": torch.zeros(2, 3, 2, 3, 3)}
     with pytest.raises(EstimatorError, match="different batch sizes"):
         ig.attribute(as_forward(LinearAV()), bad, torch.tensor([0, 1, 2]))
+
+
+# -- baselines, stems, adaptive steps -------------------------------------------------------
+
+from mmbalance.attribution import Baseline  # noqa: E402
+from mmbalance.attribution import _stems  # noqa: E402
+from mmbalance.models import ModelAdapter, create_model  # noqa: E402
+from toys import SymmetricAV, randomize_batchnorm  # noqa: E402
+
+
+def _tiny_adapter(fusion="concat", seed=0):
+    torch.manual_seed(seed)
+    model = randomize_batchnorm(create_model("av-tiny", num_classes=3, model_args={"fusion": fusion}), seed)
+    return model.eval(), ModelAdapter(model, ["audio", "visual"]).eval()
+
+
+@pytest.mark.parametrize("kind", ["mean", "noise", "blur"])
+def test_baselines_match_captum_given_the_same_reference(kind):
+    torch.manual_seed(4)
+    model = ConvAV().eval()
+    x = av_batch(3, audio_shape=(1, 6, 8), visual_shape=(3, 2, 5, 5))
+    target = torch.tensor([0, 2, 1])
+    means = {m: v.mean(0) for m, v in x.items()}
+    ref = Baseline(kind, means=means, seed=1)(x)
+    ours = IntegratedGradients(steps=12, baseline=Baseline(kind, means=means, seed=1), keep_maps=True)
+    out = ours.attribute(as_forward(model), x, target)
+    ra, rv = CaptumIG(model).attribute((x["audio"], x["visual"]), baselines=(ref["audio"], ref["visual"]),
+                                       target=target, n_steps=12)
+    torch.testing.assert_close(out.maps["audio"], ra, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(out.maps["visual"], rv, rtol=1e-4, atol=1e-6)
+
+
+def test_linear_model_closed_form_with_a_baseline():
+    model = LinearAV()
+    x = av_batch(4)
+    means = {m: v.mean(0) for m, v in x.items()}
+    target = torch.tensor([0, 1, 2, 0])
+    out = IntegratedGradients(steps=3, baseline=Baseline("mean", means=means), keep_maps=True).attribute(
+        as_forward(model), x, target)
+    wa = model.fa.weight[target].view(4, *model.audio_shape)
+    torch.testing.assert_close(out.maps["audio"], (x["audio"] - means["audio"]) * wa, rtol=1e-5, atol=1e-6)
+
+
+def test_stems_are_found_on_av_tiny_and_the_result_is_still_exact_ig():
+    model, adapter = _tiny_adapter()
+    x = av_batch(3, audio_shape=(1, 8, 8), visual_shape=(3, 2, 8, 8))
+    stems = _stems.find_stems(adapter, adapter, x)
+    assert {m: [type(mod).__name__ for mod in s.modules] for m, s in stems.stems.items()} == {
+        "audio": ["Conv2d", "BatchNorm2d"], "visual": ["Conv3d", "BatchNorm3d"]}
+    target = torch.tensor([0, 1, 2])
+    fast = IntegratedGradients(steps=10, keep_maps=True).attribute(adapter, x, target)
+    ra, rv = CaptumIG(model).attribute((x["audio"], x["visual"]), target=target, n_steps=10)
+    torch.testing.assert_close(fast.maps["audio"], ra, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(fast.maps["visual"], rv, rtol=1e-4, atol=1e-7)
+    # the model is left untouched: no patched forward remains
+    assert all("forward" not in vars(m) for m in model.modules())
+
+
+class _SkipAfterStem(torch.nn.Module):
+    """conv -> bn, but the conv output is also added back functionally: the stem must be refused."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(1)
+        self.head = torch.nn.Linear(20, 3)
+
+    def forward(self, audio, visual):
+        y = self.conv(audio)
+        z = torch.tanh(self.bn(y)) + y
+        return self.head(z.flatten(1)) + visual.flatten(1)[:, :3].tanh()
+
+
+class _NonAffinePrefix(torch.nn.Module):
+    """A nonlinear transform before the first conv: no stem may be assumed."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 2, 3, padding=1)
+        self.head = torch.nn.Linear(40, 3)
+
+    def forward(self, audio, visual):
+        return self.head(torch.tanh(self.conv(audio.pow(3))).flatten(1)) + visual.flatten(1)[:, :3]
+
+
+@pytest.mark.parametrize("net", [_SkipAfterStem, _NonAffinePrefix])
+def test_stems_that_do_not_hold_are_refused_and_results_stay_exact(net):
+    torch.manual_seed(5)
+    model = randomize_batchnorm(net()).eval()
+    adapter = ModelAdapter(model, ["audio", "visual"]).eval()
+    x = av_batch(3)
+    zero = {m: torch.zeros_like(v) for m, v in x.items()}
+    assert not _stems.verify_stems(_stems.find_stems(adapter, adapter, x), adapter, x, zero)
+    target = torch.tensor([0, 1, 2])
+    out = IntegratedGradients(steps=8, keep_maps=True).attribute(adapter, x, target)
+    ra, rv = CaptumIG(model).attribute((x["audio"], x["visual"]), target=target, n_steps=8)
+    torch.testing.assert_close(out.maps["audio"], ra, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(out.maps["visual"], rv, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("method", ["riemann", "gausslegendre"])
+def test_adaptive_steps_meet_the_tolerance_with_fewer_steps(method):
+    model, adapter = _tiny_adapter(seed=1)
+    model.double()
+    x = {k: v.double() for k, v in av_batch(6, audio_shape=(1, 8, 8), visual_shape=(3, 2, 8, 8)).items()}
+    target = torch.tensor([0, 1, 2, 0, 1, 2])
+    out = IntegratedGradients(steps=256, method=method, tolerance=0.01).attribute(adapter, x, target)
+    ok = out.extra["converged"].bool()
+    assert int(ok.sum()) >= 4
+    assert (out.extra["relative_completeness_error"][ok] <= 0.01 + 1e-9).all()
+    # samples that never met the tolerance went all the way to the cap
+    assert (out.extra["steps"][~ok] >= 256).all()
+    assert float(out.extra["steps"].mean()) < 256
+
+
+def test_adaptive_steps_respect_the_cap_and_report_unconverged_samples():
+    model, adapter = _tiny_adapter(seed=2)
+    x = av_batch(4, audio_shape=(1, 8, 8), visual_shape=(3, 2, 8, 8))
+    out = IntegratedGradients(steps=4, method="riemann", tolerance=1e-6).attribute(adapter, x, torch.zeros(4))
+    assert float(out.extra["steps"].max()) <= 5  # 4 intervals = 5 points
+    assert set(out.extra["converged"].tolist()) <= {0.0, 1.0}
+
+
+def test_symmetric_model_gives_equal_shares():
+    torch.manual_seed(6)
+    model = SymmetricAV()
+    a = torch.randn(4, 1, 4, 5)
+    out = IntegratedGradients(steps=16).attribute(as_forward(model), {"audio": a, "visual": a.clone()},
+                                                  torch.tensor([0, 1, 2, 0]))
+    torch.testing.assert_close(out.scores[:, 0], out.scores[:, 1])
+
+
+def test_quadrature_names_and_tolerance_settings_are_checked():
+    assert IntegratedGradients(method="riemann").method == "riemann_trapezoid"
+    with pytest.raises(UsageError, match="--tolerance"):
+        IntegratedGradients(tolerance=2.0)
+    with pytest.raises(UsageError, match="--quadrature riemann or gausslegendre"):
+        IntegratedGradients(method="riemann_left", tolerance=0.01)
+    with pytest.raises(UsageError, match="baseline"):
+        IntegratedGradients(baseline="median")
+
+
+class _RawReadTwice(torch.nn.Module):
+    """conv -> bn -> tanh, and the raw input is read again directly: the raw path must be walked too."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 2, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(2)
+        self.head = torch.nn.Linear(40, 3)
+
+    def forward(self, audio, visual):
+        direct = torch.sin(audio.flatten(1)[:, :3])
+        return self.head(torch.tanh(self.bn(self.conv(audio))).flatten(1)) + direct + visual.flatten(1)[:, :3]
+
+
+def test_a_raw_input_read_beside_its_stem_is_still_attributed():
+    torch.manual_seed(7)
+    model = randomize_batchnorm(_RawReadTwice()).eval()
+    adapter = ModelAdapter(model, ["audio", "visual"]).eval()
+    x = av_batch(3)
+    zero = {m: torch.zeros_like(v) for m, v in x.items()}
+    stems = _stems.verify_stems(_stems.find_stems(adapter, adapter, x), adapter, x, zero)
+    assert set(stems.stems) == {"audio"} and not stems.raw_unused
+    _, tiny = _tiny_adapter()
+    small = av_batch(2, audio_shape=(1, 8, 8), visual_shape=(3, 2, 8, 8))
+    found = _stems.find_stems(tiny, tiny, small)
+    assert _stems.verify_stems(found, tiny, small, {m: torch.zeros_like(v) for m, v in small.items()}).raw_unused
+    target = torch.tensor([0, 1, 2])
+    out = IntegratedGradients(steps=8, keep_maps=True).attribute(adapter, x, target)
+    ra, rv = CaptumIG(model).attribute((x["audio"], x["visual"]), target=target, n_steps=8)
+    torch.testing.assert_close(out.maps["audio"], ra, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(out.maps["visual"], rv, rtol=1e-4, atol=1e-7)

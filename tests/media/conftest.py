@@ -51,7 +51,8 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
     for i in range(5):
         write_image(frames / f"frame_{i + 1:05d}.jpg", index=i, count=5)
     return Media(root=root, clips=clips, unicode=write_clip(root / "ünïcødé clip.mp4", seed=5),
-                 short=write_clip(root / "short.mp4", seconds=0.125), no_audio=write_clip(root / "noaudio.mp4", audio=False),
+                 short=write_clip(root / "short.mp4", seconds=0.125),
+                 no_audio=write_clip(root / "noaudio.mp4", audio=False),
                  corrupt=corrupt, truncated=truncated, wav=write_wav(root / "voice.wav", seconds=0.5, channels=2),
                  frames=frames)
 

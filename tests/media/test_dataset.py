@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmbalance.data import iter_batches, load_dataset, save_tensor_dataset
+from mmbalance.data import iter_batches, load_dataset, make_loader, save_tensor_dataset
 from mmbalance.errors import DataError
 from mmbalance.media import MediaDataset, MediaError, is_media_source, open_media
 from mmbalance.models import create_model
@@ -83,6 +83,14 @@ def test_a_file_that_breaks_after_the_check_raises_when_read(tmp_path: Path, med
     (tmp_path / "a.mp4").write_bytes(b"broken")
     with pytest.raises(MediaError, match=r"cannot open media.*a.mp4 \(.*m.csv line 2\)"):
         next(iter_batches(ds, batch_size=1))
+
+
+def test_errors_keep_their_type_through_loader_workers(tmp_path: Path, media, write_csv) -> None:
+    shutil.copy(media.clips[0], tmp_path / "a.mp4")
+    ds = open_media(write_csv(tmp_path / "m.csv", ["a.mp4,cat"]))
+    (tmp_path / "a.mp4").write_bytes(b"broken")
+    with pytest.raises(DataError, match="a.mp4"):
+        next(iter(make_loader(ds, batch_size=1, num_workers=1)))
 
 
 def test_all_bad_is_an_error_even_with_skip_bad(tmp_path: Path, write_csv) -> None:

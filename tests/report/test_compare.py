@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from mmbalance.report import compare_audits, summarize
+from mmbalance.errors import ResultsError
+from mmbalance.report import build_report, compare_audits, summarize
 from mmbalance.results import AuditResult, MethodResult
 
 from .fixtures import make_audit
@@ -56,3 +57,12 @@ def test_verdicts():
     assert summarize(make_audit(0.81)).verdict == "audio dominates: 81% of the attribution"
     s = summarize(make_audit(0.45))
     assert s.balanced and s.verdict.startswith("balanced") and s.dominant == "visual"
+
+
+def test_audit_without_methods_is_refused(before, tmp_path):
+    empty = AuditResult(model="m", data="d", n_samples=0, modalities=["audio"], accuracy=0.0, methods={})
+    with pytest.raises(ResultsError, match="no attribution results"):
+        compare_audits(before, empty)
+    with pytest.raises(ResultsError, match="no attribution results"):
+        build_report([empty], out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()

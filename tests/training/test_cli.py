@@ -55,7 +55,7 @@ def test_attribution_run_from_the_command_line(tiny_data, tmp_path):
 def test_bad_options_exit_2(tiny_data, tmp_path, args, message):
     res = _invoke(*_base(tiny_data, tmp_path / "bad"), *args)
     assert res.exit_code == 2, res.output
-    assert message in res.output.replace("\n", " ")
+    assert message in " ".join(res.output.split())
     assert not (tmp_path / "bad" / "best.pt").exists()
 
 
@@ -69,7 +69,7 @@ def test_bad_resume_directory_exits_2(tmp_path, setup, message):
     setup(target)
     res = _invoke("--resume", str(target))
     assert res.exit_code == 2, res.output
-    assert message in res.output.replace("\n", " ")
+    assert message in " ".join(res.output.split())
 
 
 def test_resume_takes_no_other_settings(tiny_data, tmp_path):
@@ -103,3 +103,17 @@ def test_ctrl_c_then_resume_on_the_command_line(tiny_data, tmp_path, monkeypatch
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2"]
+
+
+def test_nan_loss_exits_2_with_a_clear_message(tiny_data, tmp_path, monkeypatch):
+    original = PlainTraining.step
+
+    def poisoned(self, adapter, inputs, labels):
+        out = original(self, adapter, inputs, labels)
+        out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(PlainTraining, "step", poisoned)
+    res = _invoke(*_base(tiny_data, tmp_path / "nan"))
+    assert res.exit_code == 2
+    assert "loss became nan in epoch 1" in " ".join(res.output.split())

@@ -82,8 +82,24 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tiny_data, tmp_pa
     assert _rows(resumed.metrics_path) == _rows(full.metrics_path)  # each epoch logged once, same numbers
     assert _same_weights(resumed.last_path, full.last_path)
     assert _same_weights(resumed.best_path, full.best_path)
-    again = finetune(resume=tmp_path / "cut", progress=False)  # finished: nothing left to do
+    again = finetune(resume=tmp_path / "cut", progress=False, device="cpu")  # finished: nothing left to do
     assert len(again.history) == 3 and again.resumed_from == 3
+
+
+def test_resume_twice_with_another_device(tiny_data, tmp_path):
+    def stop_at(epoch):
+        def callback(row):
+            if row["epoch"] == epoch:
+                raise KeyboardInterrupt
+        return callback
+
+    out = tmp_path / "twice"
+    with pytest.raises(TrainingInterrupted):
+        finetune(_cfg(tiny_data, out, epochs=3, device="auto"), progress=False, on_epoch_end=stop_at(1))
+    with pytest.raises(TrainingInterrupted):
+        finetune(resume=out, device="cpu", progress=False, on_epoch_end=stop_at(2))
+    result = finetune(resume=out, progress=False)
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
 
 
 def test_interrupt_before_the_first_epoch_is_resumable(tiny_data, tmp_path, monkeypatch):

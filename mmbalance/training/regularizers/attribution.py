@@ -92,8 +92,11 @@ class AttributionRegularizer(Regularizer):
         forward = None
         if self.spec.level == "input" and self.scope == "fusion":
             frozen = {n: p.detach() for n, p in adapter.named_parameters() if n in self._frozen_names}
-            def forward(x: dict[str, Tensor]) -> Tensor:  # noqa: E306 - encoders as constants
+
+            def with_frozen_encoders(x: dict[str, Tensor]) -> Tensor:
                 return torch.func.functional_call(adapter, frozen, (x,), strict=False)
+
+            forward = with_frozen_encoders
         if embeddings is not None and self.scope == "fusion":
             embeddings = {m: e.detach() for m, e in embeddings.items()}
         scores = modality_scores(adapter, inputs, labels, self.spec, create_graph=create_graph,

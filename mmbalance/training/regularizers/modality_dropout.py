@@ -2,7 +2,10 @@
 
 With probability ``p`` a training sample has one modality, chosen uniformly, replaced by
 zeros, so the model cannot rely on any single stream always being there. Evaluation
-sees every modality. The draws come from a generator seeded from the run seed, the
+sees every modality. For models with per-modality embeddings (built-ins) the dropped
+modality's *embedding* is zeroed, as multimodal transformers drop tokens; zeroing raw
+inputs instead would also shift the encoders' batch-norm statistics away from what
+evaluation sees. Other models get their inputs zeroed. The draws come from a generator seeded from the run seed, the
 epoch and the rank, so resumed and repeated runs draw the same masks.
 
 Example:
@@ -19,6 +22,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...errors import UsageError
@@ -54,11 +58,18 @@ class ModalityDropout(Regularizer):
         keep[drop, which[drop]] = 0.0
         return keep
 
+    def _apply(self, tensors: Mapping[str, Tensor], keep: Tensor) -> dict[str, Tensor]:
+        out = dict(tensors)
+        for j, m in enumerate(self.modalities):
+            x = tensors[m]
+            mask = keep[:, j].to(device=x.device, dtype=x.dtype).view((-1,) + (1,) * (x.dim() - 1))
+            out[m] = x * mask
+        return out
+
     def step(self, adapter: nn.Module, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
         keep = self.keep_mask(labels.shape[0])
-        dropped = {}
-        for j, m in enumerate(self.modalities):
-            x = inputs[m]
-            mask = keep[:, j].to(device=x.device, dtype=x.dtype).view((-1,) + (1,) * (x.dim() - 1))
-            dropped[m] = x * mask
-        return super().step(adapter, dropped, labels)
+        if not getattr(adapter, "has_embeddings", False):
+            return super().step(adapter, self._apply(inputs, keep), labels)
+        logits = adapter.fuse(self._apply(adapter.encode(inputs), keep))
+        loss = F.cross_entropy(logits.float(), labels)
+        return StepOutput(logits=logits, loss=loss, task_loss=loss.detach())

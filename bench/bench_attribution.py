@@ -1,0 +1,408 @@
+"""Attribution speed and memory: the numbers behind docs/performance.md ("Attribution speed").
+
+Measures, with ``torch.set_num_threads(2)`` everywhere (children too):
+
+1. input-level Integrated Gradients (ours) against its lower bound ``steps x (one forward +
+   backward of the same batch)`` and against captum's ``IntegratedGradients`` at its best
+   ``internal_batch_size`` (same model, inputs, steps), in-process (interleaved rounds) and as
+   whole processes (start-up, imports, model building and K batches: wall time of a fresh
+   ``python``);
+2. adaptive steps (``tolerance=0.01``) against fixed steps at equal error;
+3. embedding-level against input-level IG on av-resnet18;
+4. peak memory (``ru_maxrss`` of a fresh process) of an audit of N and 10 N samples.
+
+Usage::
+
+    python bench/bench_attribution.py                 # prints Markdown (about 4 minutes on 2 cores)
+    python bench/bench_attribution.py --quick         # fewer repeats, for a smoke test
+    python bench/bench_attribution.py --update-docs   # also rewrites the section in docs/performance.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from attribution_helpers import (CASES, THREADS, adapter_for, build, forward_backward,  # noqa: E402
+                                 interleaved, machine, run_child, summary, wait_for_quiet)
+
+STEPS = 32
+SECTION = "## Attribution speed"
+DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "performance.md")
+
+_IG_CHILD = """
+import time, torch
+torch.set_num_threads({threads})
+from attribution_helpers import build, adapter_for
+model, x, t = build({name!r})
+if {impl!r} == "ours":
+    from mmbalance.attribution import IntegratedGradients
+    start = time.perf_counter()
+    ig, ad = IntegratedGradients(steps={steps}), adapter_for(model)
+    for _ in range({k}):
+        ig.attribute(ad, x, t)
+else:
+    from captum.attr import IntegratedGradients
+    start = time.perf_counter()
+    ig = IntegratedGradients(model)
+    for _ in range({k}):
+        ig.attribute((x["audio"], x["visual"]), target=t, n_steps={steps}, internal_batch_size={ibs})
+print(time.perf_counter() - start)
+"""
+
+_MEMORY_CHILD = """
+import resource, torch
+torch.set_num_threads({threads})
+from attribution_helpers import LazySyntheticAV, peak_rss_mb
+from mmbalance.audit import audit
+after_import = peak_rss_mb()
+r = audit("av-tiny", LazySyntheticAV({n}), methods=["ig", "ablation", "shapley", "permutation"], steps=8,
+          repeats=2, batch_size=16, bootstrap=200, progress=False)
+print(peak_rss_mb(), after_import, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, r.n_samples)
+"""
+
+
+def bench_ig(name: str, rounds: int, process_repeats: int, batches: int) -> dict[str, Any]:
+    """Ours vs the lower bound vs captum for one model."""
+    from captum.attr import IntegratedGradients as CaptumIG
+
+    from mmbalance.attribution import IntegratedGradients
+
+    quiet = wait_for_quiet()
+    model, x, target = build(name)
+    adapter = adapter_for(model)
+    ours = IntegratedGradients(steps=STEPS)
+    plain = IntegratedGradients(steps=STEPS, factor_stems=False)
+    captum = CaptumIG(model)
+    batch = CASES[name][0]
+    sizes = [batch * k for k in ((1, 4, 8, 16, 32) if name == "av-tiny" else (4, 8, 16, 32))]
+    fns = {"forward+backward": lambda: forward_backward(adapter, x, target),
+           "ours": lambda: ours.attribute(adapter, x, target),
+           "ours (no stem factoring)": lambda: plain.attribute(adapter, x, target)}
+    for ibs in sizes:
+        fns[f"captum ibs={ibs}"] = (lambda ibs=ibs: captum.attribute((x["audio"], x["visual"]), target=target,
+                                                                     n_steps=STEPS, internal_batch_size=ibs))
+    times = {k: summary(v) for k, v in interleaved(fns, rounds).items()}
+    best_ibs = min(sizes, key=lambda s: times[f"captum ibs={s}"]["min"])
+    out: dict[str, Any] = {"model": name, "batch": batch, "audio": CASES[name][1], "visual": CASES[name][2],
+                           "steps": STEPS, "times": times, "best_captum_ibs": best_ibs, "busy_before": quiet}
+    for stat in ("min", "median"):
+        bound = STEPS * times["forward+backward"][stat]
+        out[stat] = {"lower_bound": bound, "ours_over_bound": times["ours"][stat] / bound,
+                     "captum_over_ours": times[f"captum ibs={best_ibs}"][stat] / times["ours"][stat]}
+    # whole processes: start-up, imports, model, `batches` attributions (first call and set-up included)
+    wait_for_quiet(30)
+    wall: dict[str, list[float]] = {"ours": [], "captum": []}
+    inside: dict[str, list[float]] = {"ours": [], "captum": []}
+    for _ in range(process_repeats):
+        for impl in ("ours", "captum"):
+            code = _IG_CHILD.format(threads=THREADS, name=name, impl=impl, steps=STEPS, k=batches, ibs=best_ibs)
+            seconds, text = run_child(code)
+            wall[impl].append(seconds)
+            inside[impl].append(float(text.split()[-1]))
+    out["process"] = {"batches": batches, "wall": {k: summary(v) for k, v in wall.items()},
+                      "attribution": {k: summary(v) for k, v in inside.items()}}
+    for stat in ("min", "median"):
+        out["process"][stat] = {
+            "wall_captum_over_ours": out["process"]["wall"]["captum"][stat] / out["process"]["wall"]["ours"][stat],
+            "attribution_captum_over_ours": (out["process"]["attribution"]["captum"][stat]
+                                             / out["process"]["attribution"]["ours"][stat])}
+    return out
+
+
+def bench_adaptive(rounds: int) -> dict[str, Any]:
+    """Fixed steps vs --tolerance 0.01 on av-tiny: error reached and time taken (best of interleaved rounds)."""
+    from mmbalance.attribution import IntegratedGradients
+
+    wait_for_quiet()
+    model, x, target = build("av-tiny", seed=1)
+    _, x2, target2 = build("av-tiny", seed=2)
+    adapter = adapter_for(model)
+    batches = [(x, target), (x2, target2)]
+    n = sum(t.shape[0] for _, t in batches)
+    tol = 0.01
+    configs: dict[str, IntegratedGradients] = {}
+    grids = {"riemann": [8, 16, 32, 64, 128, 256], "gausslegendre": [4, 8, 16, 32, 64, 128]}
+    for rule, grid in grids.items():
+        for steps in grid:
+            pts = steps + 1 if rule == "riemann" else steps
+            configs[f"{rule} fixed {pts}"] = IntegratedGradients(steps=pts, method=rule)
+        configs[f"{rule} adaptive"] = IntegratedGradients(steps=grid[-1], method=rule, tolerance=tol)
+    outputs: dict[str, Any] = {}
+
+    def runner(key: str) -> Any:
+        def run() -> None:
+            outputs[key] = [configs[key].attribute(adapter, xb, tb) for xb, tb in batches]
+        return run
+
+    times = {k: summary(v) for k, v in interleaved({k: runner(k) for k in configs}, rounds, warmup=0).items()}
+    out: dict[str, Any] = {"samples": n, "tolerance": tol, "rules": {}}
+    for rule, grid in grids.items():
+        rows = []
+        for key in [k for k in configs if k.startswith(rule)]:
+            rel = torch.cat([o.extra["relative_completeness_error"] for o in outputs[key]])
+            steps = (float(torch.cat([o.extra["steps"] for o in outputs[key]]).mean())
+                     if "steps" in outputs[key][0].extra else float(configs[key].steps))
+            rows.append({"config": key, "steps": steps, "seconds": times[key]["min"],
+                         "seconds_median": times[key]["median"], "within_tol": float((rel <= tol).double().mean()),
+                         "median_rel_error": float(rel.median())})
+        adaptive = rows[-1]
+        equal = next((r for r in rows[:-1] if r["within_tol"] >= adaptive["within_tol"]), None)
+        out["rules"][rule] = {"rows": rows, "cap": configs[f"{rule} adaptive"].steps,
+                              "equal_error_fixed_steps": equal["steps"] if equal else None,
+                              "speedup_at_equal_error": equal["seconds"] / adaptive["seconds"] if equal else None,
+                              "speedup_median": (equal["seconds_median"] / adaptive["seconds_median"]
+                                                 if equal else None)}
+    return out
+
+
+def bench_embedding(rounds: int) -> dict[str, Any]:
+    """Embedding-level vs input-level IG on av-resnet18 (same batch and steps), at two batch sizes."""
+    from mmbalance.attribution import IntegratedGradients, embedding_view
+
+    out: dict[str, Any] = {}
+    for batch in (4, 16, 32):
+        wait_for_quiet()
+        model, x, target = build("av-resnet18")
+        if batch != x["audio"].shape[0]:
+            g = torch.Generator().manual_seed(batch)
+            x = {k: torch.randn((batch,) + tuple(v.shape[1:]), generator=g) for k, v in x.items()}
+            target = torch.arange(batch) % 4
+        adapter = adapter_for(model)
+        view = embedding_view(adapter)
+        ig = IntegratedGradients(steps=STEPS)
+
+        def embedding() -> None:
+            emb = view.encode(x)
+            ig.attribute(view.bind(x), emb, target)
+
+        times = {k: summary(v) for k, v in interleaved({"input": lambda: ig.attribute(adapter, x, target),
+                                                          "embedding": embedding}, rounds).items()}
+        out[str(batch)] = {"times": times,
+                           "speedup": times["input"]["min"] / times["embedding"]["min"],
+                           "speedup_median": times["input"]["median"] / times["embedding"]["median"]}
+    return out
+
+
+def bench_memory(n: int) -> dict[str, Any]:
+    """Peak RSS of a fresh process auditing n and 10 n samples (streaming data, so only the audit can grow)."""
+    rss = {}
+    for size in (n, 10 * n):
+        _, out = run_child(_MEMORY_CHILD.format(threads=THREADS, n=size))
+        peak, base, ru, seen = out.split()
+        rss[str(size)] = {"peak_rss_mb": float(peak), "after_import_mb": float(base), "ru_maxrss_mb": float(ru),
+                          "samples": int(seen)}
+    small, large = rss[str(n)], rss[str(10 * n)]
+    return {"runs": rss, "growth": large["peak_rss_mb"] / small["peak_rss_mb"] - 1,
+            "growth_above_import": ((large["peak_rss_mb"] - large["after_import_mb"])
+                                    / (small["peak_rss_mb"] - small["after_import_mb"]) - 1)}
+
+
+def markdown(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    lines = [SECTION, "",
+             f"Measured by `python bench/bench_attribution.py --update-docs` on {m['cpu']}, {m['cores']} cores, "
+             f"`torch.set_num_threads({m['torch_threads']})` in every process, Python {m['python']}, torch "
+             f"{m['torch']}, captum {m['captum']} ({m['platform']}); bench wall time {r['seconds']:.0f} s. "
+             "The machine is shared with other jobs, so every comparison is interleaved run by run and each "
+             "section waits for idle CPUs first; **best** is the least disturbed of the rounds (the headline), "
+             "the median is given beside it.", ""]
+    lines += [f"### Input-level Integrated Gradients ({STEPS} steps)", "",
+              "Lower bound = steps x one forward + backward (to the inputs) of the same batch. captum = "
+              "`captum.attr.IntegratedGradients(model).attribute(..., n_steps=32, internal_batch_size=ibs)` at the "
+              "best `ibs` tried. Ours = `mmbalance.attribution.IntegratedGradients(steps=32)` through the "
+              "`ModelAdapter`, as `mmbalance audit` runs it (Gauss-Legendre, zero baseline).", "",
+              "| model | batch x inputs | lower bound | ours | ours / bound | captum (best ibs) | captum / ours |",
+              "|---|---|---|---|---|---|---|"]
+    for c in r["ig"]:
+        t = c["times"]
+        cap = t[f"captum ibs={c['best_captum_ibs']}"]
+        lines.append(
+            f"| {c['model']} | {c['batch']} x audio {tuple(c['audio'])}, visual {tuple(c['visual'])} "
+            f"| {c['min']['lower_bound']:.3f} s | {t['ours']['min']:.3f} s (median {t['ours']['median']:.3f}) "
+            f"| **{c['min']['ours_over_bound']:.2f}x** (median {c['median']['ours_over_bound']:.2f}x) "
+            f"| {cap['min']:.3f} s ({c['best_captum_ibs']}) "
+            f"| **{c['min']['captum_over_ours']:.2f}x** (median {c['median']['captum_over_ours']:.2f}x) |")
+    lines += ["", "Whole processes: a fresh `python` imports, builds the model and attributes the same batch "
+              "`batches` times; *wall* is the process's wall time (interpreter start and imports included), "
+              "*attribution* the time inside it from creating the estimator to the last result (first call, "
+              "stem discovery and checks included).", "",
+              "| model | batches | wall: ours | wall: captum | captum / ours | attribution: ours "
+              "| attribution: captum | captum / ours |", "|---|---|---|---|---|---|---|---|"]
+    for c in r["ig"]:
+        p = c["process"]
+        w, a = p["wall"], p["attribution"]
+        lines.append(f"| {c['model']} | {p['batches']} | {w['ours']['min']:.2f} s | {w['captum']['min']:.2f} s "
+                     f"| **{p['min']['wall_captum_over_ours']:.2f}x** (median {p['median']['wall_captum_over_ours']:.2f}x) "
+                     f"| {a['ours']['min']:.2f} s | {a['captum']['min']:.2f} s "
+                     f"| **{p['min']['attribution_captum_over_ours']:.2f}x** "
+                     f"(median {p['median']['attribution_captum_over_ours']:.2f}x) |")
+    lines += ["", "Without stem factoring (`factor_stems=False`) ours takes: " + ", ".join(
+        f"{c['model']} {c['times']['ours (no stem factoring)']['min']:.3f} s" for c in r["ig"]) + ".", "",
+        "All in-process timings (best / median of the rounds, seconds):", "", "```"]
+    for c in r["ig"]:
+        lines.append(c["model"] + ": " + ", ".join(f"{k} {v['min']:.4f}/{v['median']:.4f}" for k, v in c["times"].items()))
+    lines += ["```", ""]
+    a = r["adaptive"]
+    lines += [f"### Adaptive steps (`--tolerance {a['tolerance']}`), av-tiny, {a['samples']} samples", "",
+              "*within 1%*: fraction of samples whose completeness error is below 1% of |f(x) - f(baseline)|. "
+              "Adaptive runs refine only the samples still above it, doubling the steps, up to the cap; for "
+              "Gauss-Legendre the rules do not nest, so the steps of every level are counted.", "",
+              "| run | steps per sample | within 1% | median rel. error | seconds (best / median) |",
+              "|---|---|---|---|---|"]
+    for rule, d in a["rules"].items():
+        for row in d["rows"]:
+            name = row["config"]
+            bold = "**" if "adaptive" in name else ""
+            label = f"{name} (cap {d['cap']})" if "adaptive" in name else name
+            lines.append(f"| {bold}{label}{bold} | {row['steps']:.1f} | {row['within_tol']:.0%} "
+                         f"| {row['median_rel_error']:.4f} | {row['seconds']:.3f} / {row['seconds_median']:.3f} |")
+    lines.append("")
+    for rule, d in a["rules"].items():
+        ad = d["rows"][-1]
+        if d["equal_error_fixed_steps"] is None:
+            lines.append(f"- {rule}: no fixed step count up to the cap reached the adaptive run's error.")
+        else:
+            lines.append(f"- {rule}: fixed steps need {d['equal_error_fixed_steps']:.0f} steps per sample to have "
+                         f"as many samples within 1%; adaptive uses {ad['steps']:.1f} on average: "
+                         f"**{d['speedup_at_equal_error']:.1f}x faster at equal error** "
+                         f"(median {d['speedup_median']:.1f}x).")
+    lines += ["", "### Embedding level vs input level (av-resnet18, 32 steps)", "",
+              "Both through `IntegratedGradients`; the embedding level includes encoding the batch.", "",
+              "| batch | input level | embedding level | speed-up |", "|---|---|---|---|"]
+    for batch, e in r["embedding"].items():
+        t = e["times"]
+        lines.append(f"| {batch} | {t['input']['min']:.3f} s (median {t['input']['median']:.3f}) "
+                     f"| {t['embedding']['min']:.4f} s (median {t['embedding']['median']:.4f}) "
+                     f"| **{e['speedup']:.0f}x** (median {e['speedup_median']:.0f}x) |")
+    mem = r["memory"]
+    sizes = sorted(mem["runs"], key=int)
+    runs = [mem["runs"][s] for s in sizes]
+    lines += ["", "### Peak memory vs dataset size", "",
+              "A fresh process audits a streaming dataset (samples made on demand, so the data itself takes no "
+              "memory) with ig, ablation, shapley, permutation (2 repeats), 8 IG steps, batches of 16 and 200 "
+              "bootstrap replicates. Peak RSS is the child's `VmHWM` (its own high-water mark); "
+              "`resource.getrusage(RUSAGE_SELF).ru_maxrss` is shown too, but in a child it also counts the "
+              "parent's size at the fork (the bench measures memory first, while it is small), so it is an upper "
+              "bound.", "",
+              "| samples | peak RSS | after imports | audit's own peak (above imports) | ru_maxrss |",
+              "|---|---|---|---|---|"]
+    for run in runs:
+        lines.append(f"| {run['samples']} | {run['peak_rss_mb']:.0f} MB | {run['after_import_mb']:.0f} MB "
+                     f"| {run['peak_rss_mb'] - run['after_import_mb']:.0f} MB | {run['ru_maxrss_mb']:.0f} MB |")
+    lines += ["", f"10x the samples: peak RSS **{mem['growth']:+.1%}**, the audit's own peak "
+              f"{mem['growth_above_import']:+.1%}.", ""]
+    lines += verdicts(r)
+    return "\n".join(lines)
+
+
+def verdicts(r: dict[str, Any]) -> list[str]:
+    """The issue's targets, met or missed, with the reasons (from this run's numbers)."""
+    def mark(ok: bool) -> str:
+        return "met" if ok else "**missed**"
+
+    out = ["### Against the targets", ""]
+    ig = {c["model"]: c for c in r["ig"]}
+    out.append("- IG within 1.25x of steps x (forward+backward): "
+               + ", ".join(f"{m} {c['min']['ours_over_bound']:.2f}x ({mark(c['min']['ours_over_bound'] <= 1.25)})"
+                           for m, c in ig.items())
+               + ". Ours runs the steps in large chunks and skips each encoder's affine stem per step, so it is "
+                 "below the naive bound, not just within it.")
+    out.append("- At least 1.5x faster than captum at its best `internal_batch_size`: "
+               + ", ".join(f"{m} {c['min']['captum_over_ours']:.2f}x in process, "
+                           f"{c['process']['min']['attribution_captum_over_ours']:.2f}x in a fresh process, "
+                           f"{c['process']['min']['wall_captum_over_ours']:.2f}x whole-process wall "
+                           f"({mark(c['min']['captum_over_ours'] >= 1.5)})" for m, c in ig.items()) + ".")
+    out.append("  Why not everywhere: captum at its best chunk size is as compute-bound as we are, and per step "
+               "both must run every layer after the first nonlinearity forward and backward. The exact savings "
+               "left are the ones we take: the affine stem (a convolution and its eval-mode batch norm) runs "
+               "once per batch instead of once per step. On av-tiny the stems are half the work; on the plain "
+               "conv model the first layer is cheap (1 or 3 input channels) and its output, which the path then "
+               "walks, is 5 to 16 times larger than the input; on ResNet-18 the 7x7 stem is a few percent of the "
+               "FLOPs, so there is nothing comparable to skip. Whole-process ratios are further diluted by the "
+               "interpreter and library start-up (about 1.5 s, identical for both) and by first-call warm-up.")
+    for rule, d in r["adaptive"]["rules"].items():
+        ad = d["rows"][-1]
+        if d["speedup_at_equal_error"] is not None:
+            out.append(f"- Adaptive steps ({rule}): mean {ad['steps']:.1f} steps per sample instead of "
+                       f"{d['equal_error_fixed_steps']:.0f} at equal error, {d['speedup_at_equal_error']:.1f}x "
+                       "faster in time (reported, no target): refinement passes run on fewer samples at once, so "
+                       "time falls less than steps.")
+    emb = r["embedding"]
+    out.append("- Embedding level at least 50x faster than input level on av-resnet18: "
+               + ", ".join(f"batch {b} {e['speedup']:.0f}x ({mark(e['speedup'] >= 50)})" for b, e in emb.items())
+               + ". The embedding level costs one encoder forward pass; at small batches that single pass is "
+                 "latency-bound (ResNet-18 on 4 or 16 samples uses the cores poorly), while input-level IG "
+                 "runs its 32 steps in large, efficient chunks. At the audit's default `--batch-size 32` the "
+                 "target holds.")
+    mem = r["memory"]
+    out.append(f"- Peak memory independent of dataset size (10x samples, within 10%): {mem['growth']:+.1%} "
+               f"({mark(abs(mem['growth']) <= 0.10)}).")
+    out.append("")
+    return out
+
+
+def update_docs(text: str) -> None:
+    """Replace this bench's section of docs/performance.md (create the file if missing)."""
+    try:
+        with open(DOCS, encoding="utf-8") as fh:
+            doc = fh.read()
+    except FileNotFoundError:
+        doc = "# Performance\n"
+    start = doc.find(SECTION)
+    if start < 0:
+        doc = doc.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
+    else:
+        nxt = doc.find("\n## ", start + len(SECTION))
+        rest = doc[nxt + 1:] if nxt >= 0 else ""
+        doc = doc[:start] + text.rstrip("\n") + "\n" + ("\n" + rest if rest else "")
+    with open(DOCS, "w", encoding="utf-8") as fh:
+        fh.write(doc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (smoke test)")
+    parser.add_argument("--update-docs", action="store_true", help="rewrite the section in docs/performance.md")
+    parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument("--only", help="comma list of parts: ig,adaptive,embedding,memory")
+    args = parser.parse_args()
+    torch.set_num_threads(THREADS)
+    parts = set((args.only or "ig,adaptive,embedding,memory").split(","))
+    started = time.perf_counter()
+    results: dict[str, Any] = {"machine": machine()}
+    q = args.quick
+    if "memory" in parts:  # first, while this process is small (children inherit its size in ru_maxrss)
+        results["memory"] = bench_memory(48 if q else 64)
+    if "ig" in parts:
+        results["ig"] = [bench_ig("av-tiny", 3 if q else 9, 1 if q else 3, 16),
+                         bench_ig("plain-conv", 3 if q else 7, 1 if q else 3, 4),
+                         bench_ig("av-resnet18", 2 if q else 3, 1 if q else 3, 2)]
+    if "adaptive" in parts:
+        results["adaptive"] = bench_adaptive(1 if q else 3)
+    if "embedding" in parts:
+        results["embedding"] = bench_embedding(2 if q else 4)
+    results["seconds"] = time.perf_counter() - started
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(results, fh, indent=2, default=str)
+    if parts == {"ig", "adaptive", "embedding", "memory"}:
+        text = markdown(results)
+        print(text)
+        if args.update_docs:
+            update_docs(text)
+    else:
+        print(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
