@@ -228,20 +228,33 @@ def injecting(stems: Stems, values: Mapping[str, Tensor]) -> Iterator[None]:
     The chain's earlier modules pass their input through untouched; its last module returns
     the given tensor, flattened back to ``(n * r, ...)`` rows.
     """
-    patched: list[nn.Module] = []
-    try:
+    with patched_forwards() as patch:
         for m, stem in stems.stems.items():
             value = values[m]
             flat = value.reshape((-1,) + tuple(value.shape[2:]))
             for module in stem.modules[:-1]:
-                module.forward = _passthrough  # type: ignore[method-assign]
-                patched.append(module)
-            stem.last.forward = _constant(flat)  # type: ignore[method-assign]
-            patched.append(stem.last)
+                patch(module, _passthrough)
+            patch(stem.last, constant_forward(flat))
         yield
+
+
+@contextlib.contextmanager
+def patched_forwards() -> Iterator[Callable[[nn.Module, Callable[..., Any]], None]]:
+    """``patch(module, fn)`` replaces ``module.forward`` until the block ends; then every module gets
+    back exactly what it had before (its class's forward, or an earlier patch), also on errors."""
+    saved: list[tuple[nn.Module, Any]] = []
+
+    def patch(module: nn.Module, fn: Callable[..., Any]) -> None:
+        saved.append((module, vars(module).get("forward")))
+        module.forward = fn  # type: ignore[method-assign]
+
+    try:
+        yield patch
     finally:
-        for module in patched:
-            if "forward" in vars(module):
+        for module, before in reversed(saved):
+            if before is not None:
+                module.forward = before  # type: ignore[method-assign]
+            elif "forward" in vars(module):
                 del module.forward
 
 
@@ -249,7 +262,8 @@ def _passthrough(x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
     return x
 
 
-def _constant(value: Tensor) -> Callable[..., Tensor]:
+def constant_forward(value: Tensor) -> Callable[..., Tensor]:
+    """A ``forward`` that ignores its arguments and returns ``value``."""
     def forward(*args: Any, **kwargs: Any) -> Tensor:
         return value
     return forward

@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import EstimatorError, UsageError
+from ._stems import constant_forward, patched_forwards
 from .base import ForwardFn
 
 EMBEDDING_LAYER_HINT = "name each modality's encoder module: --embedding-layer audio=dotted.path,visual=dotted.path"
@@ -188,25 +189,13 @@ class HookView(EmbeddingView):
 
     @contextlib.contextmanager
     def _replacing(self, embeddings: Mapping[str, Tensor]) -> Iterator[None]:
-        patched = []
-        try:
+        with patched_forwards() as patch:
             for m, module in self.modules.items():
                 value = embeddings[m]
                 if self._rows.get(m, 1) > 1:
                     value = value.reshape((-1,) + tuple(value.shape[2:]))
-                module.forward = _returning(value)  # type: ignore[method-assign]
-                patched.append(module)
+                patch(module, constant_forward(value))
             yield
-        finally:
-            for module in patched:
-                if "forward" in vars(module):
-                    del module.forward
-
-
-def _returning(value: Tensor) -> Callable[..., Tensor]:
-    def forward(*args: Any, **kwargs: Any) -> Tensor:
-        return value
-    return forward
 
 
 def embedding_view(adapter: Any, layers: Mapping[str, str] | str | None = None) -> EmbeddingView:

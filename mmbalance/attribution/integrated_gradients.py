@@ -10,13 +10,15 @@ every rule is exact on a linear model). All modalities are interpolated together
 so one forward+backward per step answers for every modality; steps are processed in
 chunks of ``internal_batch_size`` samples (derived from a memory budget when not given).
 
-Two things make it faster than a plain loop over steps, both exact:
+Three things make it faster than a plain loop over steps, all exact:
 
 * the weighted sum over steps is taken by autograd itself (the path is built on a
   zero tensor broadcast over the steps, whose gradient *is* the weighted sum);
 * when ``forward`` is a module whose encoders open with affine layers (convolution,
   eval-mode batch norm), the path is walked from those layers' output and their
-  backward pass runs once per batch instead of once per step (see ``_stems``).
+  backward pass runs once per batch instead of once per step (see ``_stems``);
+* when ``forward`` is a module, eval-mode batch norms that directly follow a convolution
+  are folded into it for the duration of the call (see ``_folding``).
 
 With ``tolerance``, steps adapt per sample: the rule is refined (doubling the number of
 intervals) only for samples whose completeness error is still above
@@ -41,7 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import UsageError
-from . import _stems
+from . import _folding, _stems
 from .base import Attribution, Estimator, ForwardFn, l1_scores, register_estimator, target_logit
 from .baselines import BASELINES, Baseline  # noqa: F401  (BASELINES re-exported)
 
@@ -181,6 +183,8 @@ class IntegratedGradients(Estimator):
         internal_batch_size: cap on interpolated samples per forward (default: from
             ``memory_budget_mb``).
         factor_stems: walk the path from the encoders' affine stems when ``forward`` is a module.
+        fold_norms: fold eval-mode batch norms into the convolutions before them when ``forward``
+            is a module (restored after each call).
         keep_maps: keep full attribution maps in the output (tests, plots).
 
     Reports the per-sample completeness error ``|sum(IG) - (F(x) - F(x'))|`` (absolute and
@@ -196,8 +200,8 @@ class IntegratedGradients(Estimator):
 
     def __init__(self, steps: int = 32, *, method: str = "gausslegendre", baseline: str | Baseline = "zero",
                  tolerance: float | None = None, internal_batch_size: int | None = None,
-                 memory_budget_mb: float = 512.0, factor_stems: bool = True, keep_maps: bool = False,
-                 level: str = "input") -> None:
+                 memory_budget_mb: float = 512.0, factor_stems: bool = True, fold_norms: bool = True,
+                 keep_maps: bool = False, level: str = "input") -> None:
         if steps < 1:
             raise UsageError(f"--steps must be at least 1, got {steps}")
         if internal_batch_size is not None and internal_batch_size < 1:
@@ -216,9 +220,11 @@ class IntegratedGradients(Estimator):
         self.internal_batch_size = internal_batch_size
         self.memory_budget_mb = memory_budget_mb
         self.factor_stems = factor_stems
+        self.fold_norms = fold_norms
         self.keep_maps = keep_maps
         self.level = level
         self._stem_cache: dict[tuple[Any, ...], tuple[Any, _stems.Stems]] = {}
+        self._fold_cache: dict[tuple[Any, ...], tuple[Any, _folding.Folds]] = {}
 
     def params(self) -> dict[str, Any]:
         out: dict[str, Any] = {"steps": self.steps, "method": self.method, **self.baseline.params()}
@@ -245,11 +251,27 @@ class IntegratedGradients(Estimator):
 
     # -- the math ----------------------------------------------------------------------------
 
+    @staticmethod
+    def _cache_key(forward: ForwardFn, inputs: dict[str, Tensor]) -> tuple[Any, ...]:
+        return (id(forward), tuple((m, tuple(x.shape[1:]), x.dtype, x.device) for m, x in inputs.items()))
+
+    def _folds_for(self, forward: ForwardFn, inputs: dict[str, Tensor],
+                   baselines: dict[str, Tensor]) -> _folding.Folds:
+        if not self.fold_norms or not isinstance(forward, nn.Module):
+            return _folding.Folds()
+        key = self._cache_key(forward, inputs)
+        hit = self._fold_cache.get(key)
+        if hit is not None and hit[0] is forward:
+            return hit[1]
+        found = _folding.verify_folds(_folding.find_folds(forward, forward, inputs), forward, inputs, baselines)
+        self._fold_cache[key] = (forward, found)
+        return found
+
     def _stems_for(self, forward: ForwardFn, inputs: dict[str, Tensor],
                    baselines: dict[str, Tensor]) -> _stems.Stems:
         if not self.factor_stems or not isinstance(forward, nn.Module):
             return _stems.Stems()
-        key = (id(forward), tuple((m, tuple(x.shape[1:]), x.dtype, x.device) for m, x in inputs.items()))
+        key = self._cache_key(forward, inputs)
         hit = self._stem_cache.get(key)
         if hit is not None and hit[0] is forward:
             return hit[1]
@@ -260,9 +282,14 @@ class IntegratedGradients(Estimator):
 
     def _attribute(self, forward: ForwardFn, inputs: dict[str, Tensor], target: Tensor, *,
                    labels: Tensor | None, baselines: dict[str, Tensor] | None) -> Attribution:
-        modalities = tuple(inputs)
         inputs = {m: x.detach() for m, x in inputs.items()}
         baselines = baselines if baselines is not None else self.baselines(inputs)
+        with _folding.folding(self._folds_for(forward, inputs, baselines)):
+            return self._attribute_folded(forward, inputs, baselines, target)
+
+    def _attribute_folded(self, forward: ForwardFn, inputs: dict[str, Tensor], baselines: dict[str, Tensor],
+                          target: Tensor) -> Attribution:
+        modalities = tuple(inputs)
         stems = self._stems_for(forward, inputs, baselines)
         walk = _Walk(forward, inputs, baselines, target, stems)
         delta_f = walk.f_x - walk.f_b

@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["agreement", "base", "baselines", "branch", "gradxinput", "hooks", "integrated_gradients", "per_sample",
+MODULES = ["_folding", "agreement", "base", "baselines", "branch", "gradxinput", "hooks", "integrated_gradients", "per_sample",
            "perturbation", "shares"]
 
 
