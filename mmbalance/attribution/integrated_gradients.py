@@ -36,7 +36,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -252,33 +252,28 @@ class IntegratedGradients(Estimator):
     # -- the math ----------------------------------------------------------------------------
 
     @staticmethod
-    def _cache_key(forward: ForwardFn, inputs: dict[str, Tensor]) -> tuple[Any, ...]:
-        return (id(forward), tuple((m, tuple(x.shape[1:]), x.dtype, x.device) for m, x in inputs.items()))
+    def _discovered(cache: dict[tuple[Any, ...], tuple[Any, Any]], enabled: bool, forward: ForwardFn,
+                    inputs: dict[str, Tensor], discover: Callable[[], Any], empty: Any) -> Any:
+        """What ``discover()`` finds for this module and input shapes, found once and cached."""
+        if not enabled or not isinstance(forward, nn.Module):
+            return empty
+        key = (id(forward), tuple((m, tuple(x.shape[1:]), x.dtype, x.device) for m, x in inputs.items()))
+        hit = cache.get(key)
+        if hit is not None and hit[0] is forward:
+            return hit[1]
+        found = discover()
+        cache[key] = (forward, found)
+        return found
 
     def _folds_for(self, forward: ForwardFn, inputs: dict[str, Tensor],
                    baselines: dict[str, Tensor]) -> _folding.Folds:
-        if not self.fold_norms or not isinstance(forward, nn.Module):
-            return _folding.Folds()
-        key = self._cache_key(forward, inputs)
-        hit = self._fold_cache.get(key)
-        if hit is not None and hit[0] is forward:
-            return hit[1]
-        found = _folding.verify_folds(_folding.find_folds(forward, forward, inputs), forward, inputs, baselines)
-        self._fold_cache[key] = (forward, found)
-        return found
+        return self._discovered(self._fold_cache, self.fold_norms, forward, inputs, lambda: _folding.verify_folds(
+            _folding.find_folds(forward, forward, inputs), forward, inputs, baselines), _folding.Folds())
 
     def _stems_for(self, forward: ForwardFn, inputs: dict[str, Tensor],
                    baselines: dict[str, Tensor]) -> _stems.Stems:
-        if not self.factor_stems or not isinstance(forward, nn.Module):
-            return _stems.Stems()
-        key = self._cache_key(forward, inputs)
-        hit = self._stem_cache.get(key)
-        if hit is not None and hit[0] is forward:
-            return hit[1]
-        found = _stems.find_stems(forward, forward, inputs)
-        found = _stems.verify_stems(found, forward, inputs, baselines)
-        self._stem_cache[key] = (forward, found)
-        return found
+        return self._discovered(self._stem_cache, self.factor_stems, forward, inputs, lambda: _stems.verify_stems(
+            _stems.find_stems(forward, forward, inputs), forward, inputs, baselines), _stems.Stems())
 
     def _attribute(self, forward: ForwardFn, inputs: dict[str, Tensor], target: Tensor, *,
                    labels: Tensor | None, baselines: dict[str, Tensor] | None) -> Attribution:

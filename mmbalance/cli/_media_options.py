@@ -1,18 +1,22 @@
 """Decoding options for every command that takes a dataset (``data prepare``, ``audit``, ``finetune``).
 
-Add them to a command and fold them into its ``--data`` source string; ``load_dataset``
+Declare them once with :func:`with_decoding_options`: a command names one parameter
+``decoding``, and the decorator puts the nine ``--frames ... --audio-pad`` options in its
+place (typer sees them as ordinary parameters) and hands the command the ones given, as a
+dict. Fold them into the ``--data`` source string with :func:`media_data`; ``load_dataset``
 then decodes media with them (and refuses them for tensor files)::
 
-    def audit(data: DataOpt, frames: FramesOpt = None, fps: FpsOpt = None, size: SizeOpt = None,
-              sample_rate: SampleRateOpt = None, clip_seconds: ClipSecondsOpt = None, n_mels: NMelsOpt = None,
-              spectrogram: SpectrogramOpt = None, skip_bad: SkipBadOpt = False, ...):
-        data = media_data(data, frames=frames, fps=fps, size=size, sample_rate=sample_rate,
-                          clip_seconds=clip_seconds, n_mels=n_mels, spectrogram=spectrogram, skip_bad=skip_bad)
+    @app.command("audit")
+    @with_decoding_options
+    def audit(data: DataOpt, decoding: dict[str, Any], skip_bad: SkipBadOpt = False, ...):
+        data = media_data(data, skip_bad=skip_bad, **decoding)
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+import functools
+import inspect
+from typing import Annotated, Any, Callable, Optional, TypeVar, get_type_hints
 
 import typer
 
@@ -29,7 +33,46 @@ NMelsOpt = Annotated[Optional[int], typer.Option("--n-mels", min=1, rich_help_pa
 SpectrogramOpt = Annotated[Optional[str], typer.Option("--spectrogram", rich_help_panel=_PANEL, help="mel (log-mel, dB) or stft (OGM-GE's log |STFT|); default mel.")]
 NormalizeOpt = Annotated[Optional[str], typer.Option("--normalize", rich_help_panel=_PANEL, help="Frames: imagenet (mean/std) or unit ([0, 1]); default imagenet.")]
 AudioPadOpt = Annotated[Optional[str], typer.Option("--audio-pad", rich_help_panel=_PANEL, help="Short audio: zero (silence) or loop (repeat, as OGM-GE); default zero.")]
+#: the decoding options in the order --help lists them (``skip_bad`` is not one: each command places it)
+DECODING_OPTIONS: dict[str, Any] = {"frames": FramesOpt, "fps": FpsOpt, "size": SizeOpt, "sample_rate": SampleRateOpt,
+                                    "clip_seconds": ClipSecondsOpt, "n_mels": NMelsOpt, "spectrogram": SpectrogramOpt,
+                                    "normalize": NormalizeOpt, "audio_pad": AudioPadOpt}
+
 SkipBadOpt = Annotated[bool, typer.Option("--skip-bad", help="Skip missing, unreadable or incomplete clips (and unknown labels), list them, and go on.")]
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def with_decoding_options(command: F) -> F:
+    """Replace ``command``'s ``decoding`` parameter by the decoding options; pass the given ones as ``decoding``.
+
+    Apply it below ``@app.command``. ``decoding`` is ``{"frames": 8, ...}`` with only the options given on
+    the command line (names as in :data:`DECODING_OPTIONS`), ready for :func:`media_data` or
+    :func:`decode_values`.
+    """
+    signature = inspect.signature(command)
+    if "decoding" not in signature.parameters:
+        raise TypeError(f"{command.__name__} has no 'decoding' parameter to replace")
+    hints = get_type_hints(command, include_extras=True)
+    params: list[inspect.Parameter] = []
+    for param in signature.parameters.values():
+        if param.name == "decoding":
+            params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+                       for name, annotation in DECODING_OPTIONS.items()]
+        else:
+            params.append(param.replace(annotation=hints.get(param.name, param.annotation)))
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name) for name in DECODING_OPTIONS if kwargs.get(name) is not None}
+        for name in DECODING_OPTIONS:
+            kwargs.pop(name, None)
+        return command(*args, decoding=given, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper  # type: ignore[return-value]
 
 
 def decode_values(*, frames: int | None = None, fps: float | None = None, size: int | None = None,
@@ -54,7 +97,7 @@ def media_data(data: str, *, skip_bad: bool = False, **options: Any) -> str:
     if not given and not skip_bad:
         return data
     if not is_media_source(data):
-        flags = ", ".join("--" + k.replace("_", "-") for k in given) or "--skip-bad"
+        flags = ", ".join("--" + k.replace("_", "-") for k, v in options.items() if v is not None) or "--skip-bad"
         raise UsageError(f"{flags} apply to media sources (a manifest .csv, a CREMA-D folder, class folders), "
                          f"not to {data}", hint="drop them, or point --data at the media")
     return with_options(data, DecodeOptions(**given), skip_bad=skip_bad)

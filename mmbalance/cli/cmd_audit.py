@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -12,8 +12,7 @@ from ..attribution import list_estimators
 from ..audit import DEFAULT_BOOTSTRAP, DEFAULT_METHODS
 from ..audit import audit as run_audit
 from ..models import parse_model_args
-from ._media_options import (AudioPadOpt, ClipSecondsOpt, FpsOpt, FramesOpt, NMelsOpt, NormalizeOpt, SampleRateOpt,
-                             SizeOpt, SkipBadOpt, SpectrogramOpt, media_data)
+from ._media_options import SkipBadOpt, media_data, with_decoding_options
 from ._options import (BatchSizeOpt, CheckpointOpt, DataOpt, DeviceOpt, JsonOpt, ModalitiesOpt, ModelArgOpt,
                        ModelOpt, OutputOpt, QuietOpt, SplitOpt, TrustOpt, parse_output, split_list)
 from ._render import print_audit
@@ -24,6 +23,7 @@ _METHOD_HELP = (f"Comma-separated estimators ({', '.join(list_estimators())}); t
 
 
 @app.command("audit")
+@with_decoding_options
 def audit_command(
     model: ModelOpt,
     data: DataOpt,
@@ -61,18 +61,11 @@ def audit_command(
     modalities: ModalitiesOpt = None,
     model_arg: ModelArgOpt = None,
     trust_checkpoint: TrustOpt = False,
-    frames: FramesOpt = None,
-    fps: FpsOpt = None,
-    size: SizeOpt = None,
-    sample_rate: SampleRateOpt = None,
-    clip_seconds: ClipSecondsOpt = None,
-    n_mels: NMelsOpt = None,
-    spectrogram: SpectrogramOpt = None,
-    normalize: NormalizeOpt = None,
-    audio_pad: AudioPadOpt = None,
     skip_bad: SkipBadOpt = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
+    *,
+    decoding: dict[str, Any],
 ) -> None:
     """Measure each modality's share of the model's decisions (Integrated Gradients and ablation by default).
 
@@ -80,9 +73,7 @@ def audit_command(
 
     More estimators: [bold]--method ig,ablation,shapley,permutation,branch --per-sample samples.csv[/]
     """
-    data = media_data(data, frames=frames, fps=fps, size=size, sample_rate=sample_rate,
-                      clip_seconds=clip_seconds, n_mels=n_mels, spectrogram=spectrogram, normalize=normalize,
-                      audio_pad=audio_pad, skip_bad=skip_bad)
+    data = media_data(data, skip_bad=skip_bad, **decoding)
     result = run_audit(
         model, data, checkpoint=str(checkpoint) if checkpoint else None, trust_checkpoint=trust_checkpoint,
         model_args=parse_model_args(model_arg or []), split=split, modalities=split_list(modalities),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 from typer._click.core import ParameterSource  # typer 0.29 bundles click
 import typer
@@ -12,8 +12,7 @@ import typer
 from ..errors import UsageError
 from ..models import parse_model_args
 from ..training import TrainConfig, TrainingInterrupted, TrainResult, finetune
-from ._media_options import (AudioPadOpt, ClipSecondsOpt, FpsOpt, FramesOpt, NMelsOpt, NormalizeOpt, SampleRateOpt,
-                             SizeOpt, SkipBadOpt, SpectrogramOpt, media_data)
+from ._media_options import SkipBadOpt, media_data, with_decoding_options
 from ._options import (BatchSizeOpt, CheckpointOpt, DeviceOpt, ModalitiesOpt, ModelArgOpt, OutputOpt, QuietOpt,
                        TrustOpt, parse_output, split_list)
 from .app import EXIT_INTERRUPTED, app, stderr_console, stdout_console
@@ -23,6 +22,7 @@ _RESUME_OPTIONS = {"resume", "device", "quiet"}
 
 
 @app.command("finetune")
+@with_decoding_options
 def finetune_command(
     ctx: typer.Context,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Registered name, [bold]package.module:factory[/] or [bold]file.py:factory[/].")] = None,
@@ -55,17 +55,10 @@ def finetune_command(
     modalities: ModalitiesOpt = None,
     model_arg: ModelArgOpt = None,
     trust_checkpoint: TrustOpt = False,
-    frames: FramesOpt = None,
-    fps: FpsOpt = None,
-    size: SizeOpt = None,
-    sample_rate: SampleRateOpt = None,
-    clip_seconds: ClipSecondsOpt = None,
-    n_mels: NMelsOpt = None,
-    spectrogram: SpectrogramOpt = None,
-    normalize: NormalizeOpt = None,
-    audio_pad: AudioPadOpt = None,
     skip_bad: SkipBadOpt = False,
     quiet: QuietOpt = False,
+    *,
+    decoding: dict[str, Any],
 ) -> None:
     """Train with cross-entropy and an optional balancing method, keeping the best epoch.
 
@@ -92,9 +85,7 @@ def finetune_command(
         missing = [flag for flag, value in (("--model", model), ("--data", data), ("--out", out)) if value is None]
         if missing:
             raise UsageError(f"missing {', '.join(missing)}", hint="or continue a run with --resume DIR")
-        data = media_data(str(data), frames=frames, fps=fps, size=size, sample_rate=sample_rate,
-                          clip_seconds=clip_seconds, n_mels=n_mels, spectrogram=spectrogram, normalize=normalize,
-                          audio_pad=audio_pad, skip_bad=skip_bad)
+        data = media_data(str(data), skip_bad=skip_bad, **decoding)
         config = TrainConfig(
             model=str(model), data=str(data), out=str(out), checkpoint=str(checkpoint) if checkpoint else None,
             trust_checkpoint=trust_checkpoint, model_args=parse_model_args(model_arg or []),

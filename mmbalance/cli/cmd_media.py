@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from ..media import prepare
-from ._media_options import (AudioPadOpt, ClipSecondsOpt, FpsOpt, FramesOpt, NMelsOpt, NormalizeOpt, SampleRateOpt,
-                             SizeOpt, SkipBadOpt, SpectrogramOpt, decode_values)
+from ._media_options import SkipBadOpt, decode_values, with_decoding_options
 from ._options import ModalitiesOpt, QuietOpt, split_list
 from .app import stderr_console, stdout_console
 from .cmd_data import data_app
@@ -21,6 +20,7 @@ _SHOWN_SKIPPED = 20
 
 
 @data_app.command("prepare")
+@with_decoding_options
 def prepare_command(
     source: Annotated[str, typer.Argument(help="A manifest .csv, a CREMA-D folder (OGM-GE layout) or root/<class>/<clip>.mp4 folders; ?frames=8&... allowed.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: <split>.pt files, skipped.json, prepare.json and .cache/.")],
@@ -30,17 +30,10 @@ def prepare_command(
     skip_bad: SkipBadOpt = False,
     modalities: ModalitiesOpt = None,
     drop_cache: Annotated[bool, typer.Option("--drop-cache", help="Delete the resumable cache (.cache/) after a successful run.")] = False,
-    frames: FramesOpt = None,
-    fps: FpsOpt = None,
-    size: SizeOpt = None,
-    sample_rate: SampleRateOpt = None,
-    clip_seconds: ClipSecondsOpt = None,
-    n_mels: NMelsOpt = None,
-    spectrogram: SpectrogramOpt = None,
-    normalize: NormalizeOpt = None,
-    audio_pad: AudioPadOpt = None,
     quiet: QuietOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+    *,
+    decoding: dict[str, Any],
 ) -> None:
     """Decode video/audio clips once into [bold]<split>.pt[/] tensor files that audit and finetune read.
 
@@ -52,8 +45,7 @@ def prepare_command(
     """
     from ..media import DecodeOptions  # noqa: PLC0415
 
-    given = decode_values(frames=frames, fps=fps, size=size, sample_rate=sample_rate, clip_seconds=clip_seconds,
-                          n_mels=n_mels, spectrogram=spectrogram, normalize=normalize, audio_pad=audio_pad)
+    given = decode_values(**decoding)
     result = prepare(source, out, options=DecodeOptions(**given) if given else None, split=split or None,
                      unsplit_name=as_split, modalities=split_list(modalities), workers=workers,
                      skip_bad=skip_bad or None, keep_cache=not drop_cache, progress=not quiet and not as_json)

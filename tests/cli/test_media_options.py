@@ -45,3 +45,30 @@ def test_decoding_options_are_refused_for_tensor_sources(tmp_path):
                                  "--frames", "8", "--quiet"])
     assert result.exit_code == EXIT_ERROR
     assert "--frames" in result.stderr
+
+
+def test_decoding_options_are_declared_once_and_passed_as_given():
+    import inspect
+
+    import pytest
+
+    from mmbalance.cli._media_options import DECODING_OPTIONS, with_decoding_options
+
+    seen = {}
+
+    @with_decoding_options
+    def command(data: str, *, decoding: dict):
+        seen.update(decoding)
+
+    assert list(inspect.signature(command).parameters) == ["data", *DECODING_OPTIONS]
+    command("clips.csv", frames=8, size=None, audio_pad="loop")
+    assert seen == {"frames": 8, "audio_pad": "loop"}
+    with pytest.raises(TypeError, match="no 'decoding' parameter"):
+        with_decoding_options(lambda data: None)
+
+
+def test_options_on_a_tensor_source_are_named_as_typed():
+    result = runner.invoke(app, ["audit", "-m", "av-tiny", "-d", "synthetic:av-dominance",
+                                          "--audio-pad", "loop", "--quiet"])
+    assert result.exit_code == 2
+    assert "--audio-pad apply to media sources" in " ".join(result.output.split())
