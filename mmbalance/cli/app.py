@@ -15,6 +15,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from .. import __version__
+from ..allocator import tune_allocator
 from ..errors import MMBalanceError
 
 EXIT_OK = 0
@@ -96,6 +97,7 @@ def _root(
 ) -> None:
     """mmbalance: does your model actually use every modality?"""
     _STATE["debug"] = debug
+    tune_allocator()  # reuse freed tensor memory (see mmbalance/allocator.py; MMBALANCE_MALLOC=default: off)
 
 
 def main(argv: list[str] | None = None) -> None:
