@@ -11,10 +11,11 @@ Example:
 
 from __future__ import annotations
 
+from .evaluate import CheckReport, Outcome, check
 from .policy import Policy, load_policy, parse_policy
 from .render import append_step_summary, to_annotations, to_junit, to_markdown, to_table, write_junit
-from .rules import (CHECK_SCHEMA, RULES, CheckReport, Outcome, Rule, RuleSpec, Verdict, check, format_value,
-                    merge_rules, parse_rule_option, rules_from_options)
+from .rules import (CHECK_SCHEMA, RULES, Rule, RuleSpec, Verdict, format_value, merge_rules, parse_rule_option,
+                    rules_from_options)
 
 __all__ = [
     "CHECK_SCHEMA", "RULES", "CheckReport", "Outcome", "Policy", "Rule", "RuleSpec", "Verdict",

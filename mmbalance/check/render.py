@@ -1,4 +1,4 @@
-"""Renderers for a :class:`~mmbalance.check.rules.CheckReport`, separate from the rules.
+"""Renderers for a :class:`~mmbalance.check.evaluate.CheckReport`, separate from the rules.
 
 Each takes a report and returns text (or a rich renderable); the ``write_*`` /
 ``append_*`` helpers put it where CI tools look for it:
@@ -8,7 +8,7 @@ Each takes a report and returns text (or a rich renderable); the ``write_*`` /
 * :func:`to_markdown` / :func:`append_step_summary` — the GitHub Actions job summary;
 * :func:`to_annotations` — ``::error`` / ``::warning`` workflow commands.
 
-JSON is the report's own :meth:`~mmbalance.check.rules.CheckReport.to_json`.
+JSON is the report's own :meth:`~mmbalance.check.evaluate.CheckReport.to_json`.
 
 Example:
     >>> print(to_markdown(report))  # doctest: +SKIP
@@ -27,7 +27,8 @@ from rich.table import Table
 
 from ..errors import MMBalanceError
 from ..io import atomic_write_text
-from .rules import CheckReport, Outcome, Verdict, format_value
+from .evaluate import CheckReport, Outcome
+from .rules import Verdict, format_value
 
 _STYLE = {Verdict.PASS: "green", Verdict.WARN: "yellow", Verdict.FAIL: "bold red"}
 _ICON = {Verdict.PASS: "✅", Verdict.WARN: "⚠️", Verdict.FAIL: "❌"}

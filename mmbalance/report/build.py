@@ -27,12 +27,12 @@ from typing import Any, Sequence
 
 from ..errors import MMBalanceError, UsageError
 from ..results import AuditResult
+from ._plot_style import figure_bytes
 from .compare import require_methods
 from .content import ReportDocument, assemble_report
 from .html import render_html
 from .markdown import render_markdown
 from .metrics import TrainingMetrics, load_metrics
-from .plots import figure_bytes
 
 DOCUMENT_FORMATS = ("html", "md")
 IMAGE_FORMATS = ("png", "svg")

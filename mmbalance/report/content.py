@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 
 from .. import __version__
 from ..results import AuditResult
-from . import plots
+from . import plots, training_plots
 from .compare import AuditComparison, compare_audits
 from .metrics import SHARE_PREFIX, TrainingMetrics
 from .summary import Summary, summarize
@@ -330,7 +330,7 @@ def _training_section(metrics: TrainingMetrics, colors: Mapping[str, str]) -> Se
         facts.append("final shares " + ", ".join(f"{m} {pct(v, 0)}" for m, v in final.items()))
     blocks.append(Paragraph("; ".join(facts) + "."))
     blocks.append(Plot("training", "Training curves", "Accuracy, loss, regularizer and shares per epoch, "
-                       f"from {metrics.path}.", plots.plot_training(metrics, colors=colors)))
+                       f"from {metrics.path}.", training_plots.plot_training(metrics, colors=colors)))
     cols = [c for c in ("train_accuracy", "val_accuracy", "train_loss", "val_loss", "penalty", "val_penalty",
                         "lambda") if metrics.has(c)] + [SHARE_PREFIX + m for m in metrics.share_modalities]
     rows = []

@@ -1,11 +1,8 @@
-"""Report plots: matplotlib figures built from audit results and training metrics alone.
+"""Audit plots: matplotlib figures of modality shares, drawn from an :class:`AuditResult` alone.
 
-Every function returns a :class:`matplotlib.figure.Figure` (or ``None`` when the data
-for that plot is absent) and never touches global pyplot state: figures are built
-with the object-oriented API and rendered by the Agg (PNG) or SVG backends, so this
-works headless and does not change the backend of a notebook that imports it.
-Colours are fixed per modality by :func:`modality_colors`, so "audio" has the same
-colour in every plot of a report.
+Every function returns a :class:`matplotlib.figure.Figure` (or ``None`` when the data for
+that plot is absent); colours come from :func:`modality_colors`, so "audio" has the same
+colour in every plot of a report. Training curves are in :mod:`.training_plots`.
 
 Example:
     >>> from mmbalance.results import AuditResult, MethodResult
@@ -20,93 +17,23 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-import matplotlib
 from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator, PercentFormatter
+from matplotlib.ticker import PercentFormatter
 
 from ..results import AuditResult, MethodResult
-from .metrics import SHARE_PREFIX, TrainingMetrics
+from ._plot_style import WIDTH, _style, figure_bytes, modality_colors  # noqa: F401  (figure_bytes: re-exported)
 
-#: Okabe–Ito colour-blind-safe palette (black dropped), assigned to modalities in order.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442")
 #: Marker shapes for estimators in the agreement plot, in method order.
 MARKERS = ("o", "s", "D", "^", "v", "P", "X", "*")
 #: Greys for audits in the comparison plot (before light, after dark).
 _AUDIT_GREYS = ("#A0A0A0", "#404040", "#707070", "#C8C8C8", "#202020")
 MAX_CLASSES = 30
-FORMATS = ("png", "svg")
-
-_RC: dict[str, Any] = {
-    "font.size": 12,
-    "axes.titlesize": 14,
-    "axes.titleweight": "bold",
-    "axes.titlelocation": "left",
-    "axes.labelsize": 12,
-    "xtick.labelsize": 12,
-    "ytick.labelsize": 12,
-    "legend.fontsize": 12,
-    "legend.frameon": False,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.edgecolor": "#555555",
-    "axes.labelcolor": "#222222",
-    "text.color": "#222222",
-    "xtick.color": "#333333",
-    "ytick.color": "#333333",
-    "figure.facecolor": "white",
-    "axes.facecolor": "white",
-    "savefig.facecolor": "white",
-    "savefig.dpi": 150,
-    "svg.fonttype": "path",
-    "svg.hashsalt": "mmbalance",
-}
-
-WIDTH = 5.2  # inches: 780 px at 150 dpi, shown 1:1 on a laptop and still legible scaled to a phone
-
-
-@contextlib.contextmanager
-def _style() -> Iterator[None]:
-    with matplotlib.rc_context(_RC):
-        yield
-
-
-def modality_colors(modalities: Sequence[str]) -> dict[str, str]:
-    """One colour per modality, by position: the same list always gives the same colours.
-
-    Example:
-        >>> modality_colors(["audio", "visual"])
-        {'audio': '#0072B2', 'visual': '#E69F00'}
-    """
-    out: dict[str, str] = {}
-    for i, mod in enumerate(dict.fromkeys(modalities)):
-        if i < len(PALETTE):
-            out[mod] = PALETTE[i]
-        else:
-            out[mod] = mcolors.to_hex(matplotlib.colormaps["tab20"]((i - len(PALETTE)) % 20))
-    return out
-
-
-def figure_bytes(fig: Figure, fmt: str = "png") -> bytes:
-    """Render ``fig`` as PNG or SVG bytes.
-
-    Example:
-        >>> figure_bytes(plot_shares(result), "svg")[:5]  # doctest: +SKIP
-        b'<?xml'
-    """
-    if fmt not in FORMATS:
-        raise ValueError(f"unsupported image format {fmt!r}")
-    buf = io.BytesIO()
-    with _style():
-        fig.savefig(buf, format=fmt, metadata={"Software": None} if fmt == "png" else {"Date": None})
-    return buf.getvalue()
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -396,85 +323,6 @@ def plot_agreement(audit: AuditResult, *, colors: Mapping[str, str] | None = Non
     return fig
 
 
-def plot_training(metrics: TrainingMetrics, *, colors: Mapping[str, str] | None = None) -> Figure:
-    """Training curves: accuracy, loss, regularizer penalty/λ and shares per epoch (panels that have data).
-
-    Example:
-        >>> from mmbalance.report.metrics import load_metrics
-        >>> fig = plot_training(load_metrics("runs/balanced/metrics.csv"))  # doctest: +SKIP
-    """
-    share_mods = metrics.share_modalities
-    colors = dict(colors or modality_colors(share_mods))
-    for mod in share_mods:
-        colors.setdefault(mod, modality_colors(share_mods)[mod])
-    panels = ["accuracy"]
-    if metrics.has("train_loss") or metrics.has("val_loss"):
-        panels.append("loss")
-    if metrics.has("penalty") or metrics.has("val_penalty") or metrics.has("lambda"):
-        panels.append("penalty")
-    if share_mods:
-        panels.append("shares")
-    x = metrics.epochs
-    marker = "o" if len(x) <= 40 else None
-    with _style():
-        fig = Figure(figsize=(WIDTH, 0.6 + 2.0 * len(panels)), layout="constrained")
-        axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
-        for ax, panel in zip(axes, panels):
-            if panel == "accuracy":
-                ax.plot(x, metrics.column("val_accuracy"), marker=marker, color="#222222", label="validation")
-                if metrics.has("train_accuracy"):
-                    ax.plot(x, metrics.column("train_accuracy"), marker=marker, color="#888888",
-                            linestyle="--", label="train")
-                best = metrics.best_epoch()
-                if best:
-                    ax.annotate(f"best {best[1]:.1%}", best, textcoords="offset points", xytext=(0, -16),
-                                ha="center", va="top", fontsize=10)
-                ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-                ax.set_title("Accuracy", fontsize=13)
-                ax.legend(loc="best")
-            elif panel == "loss":
-                if metrics.has("val_loss"):
-                    ax.plot(x, metrics.column("val_loss"), marker=marker, color="#222222", label="validation")
-                if metrics.has("train_loss"):
-                    ax.plot(x, metrics.column("train_loss"), marker=marker, color="#888888", linestyle="--",
-                            label="train")
-                ax.set_title("Loss", fontsize=13)
-                ax.legend(loc="best")
-            elif panel == "penalty":
-                handles = []
-                if metrics.has("penalty"):
-                    handles += ax.plot(x, metrics.column("penalty"), marker=marker, color="#CC3311",
-                                       label="penalty (train)")
-                if metrics.has("val_penalty"):
-                    handles += ax.plot(x, metrics.column("val_penalty"), marker=marker, color="#CC3311",
-                                       linestyle="--", label="penalty (validation)")
-                has_penalty = metrics.has("penalty") or metrics.has("val_penalty")
-                if has_penalty:
-                    ax.set_ylabel("penalty")
-                if metrics.has("lambda"):
-                    twin = ax.twinx() if has_penalty else ax
-                    handles += twin.plot(x, metrics.column("lambda"), color="#555555", linestyle=":",
-                                         linewidth=2, label="λ (weight)")
-                    twin.set_ylabel("λ")
-                    if twin is not ax:
-                        twin.spines["right"].set_visible(True)
-                ax.set_title("Attribution regularizer", fontsize=13)
-                ax.legend(handles=handles, loc="best")
-            else:
-                for mod in share_mods:
-                    ax.plot(x, metrics.column(SHARE_PREFIX + mod), marker=marker, color=colors[mod], label=mod,
-                            linewidth=2)
-                if len(share_mods) > 1:
-                    ax.axhline(1 / len(share_mods), color="#666666", linestyle="--", linewidth=1, zorder=0)
-                ax.set_ylim(0, 1)
-                ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-                ax.set_title("Modality shares per epoch", fontsize=13)
-                ax.legend(loc="best", ncols=min(len(share_mods), 4))
-        axes[-1].set_xlabel("epoch")
-        axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
-    return fig
-
-
 def plot_comparison(audits: Sequence[AuditResult], labels: Sequence[str], *,
                     colors: Mapping[str, str] | None = None) -> Figure:
     """Before/after: each audit's primary shares as a 100% bar, then accuracy, max share and entropy.
@@ -529,4 +377,3 @@ def plot_comparison(audits: Sequence[AuditResult], labels: Sequence[str], *,
         ax_bottom.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=min(n, 3), fontsize=11)
         _legend(fig, mods, colors)
     return fig
-

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmbalance.report import plots
+from mmbalance.report import _plot_style, plots, training_plots
 from mmbalance.report.metrics import load_metrics
 from mmbalance.results import AuditResult, MethodResult
 
@@ -38,7 +38,7 @@ def assert_real_svg(data: bytes) -> None:
     lambda a, m: plots.plot_per_class(a),
     lambda a, m: plots.plot_share_distribution(a),
     lambda a, m: plots.plot_agreement(a),
-    lambda a, m: plots.plot_training(m),
+    lambda a, m: training_plots.plot_training(m),
     lambda a, m: plots.plot_comparison([a, make_audit(0.55)], ["before", "after"]),
 ], ids=["shares", "per-class", "distribution", "agreement", "training", "comparison"])
 def test_every_plot_renders_png_and_svg(make, before, metrics_csv):
@@ -65,12 +65,6 @@ def test_malformed_histogram_is_ignored():
     assert plots.share_histogram(m, ["a", "b"]) == {}
 
 
-def test_training_plot_with_required_columns_only(tmp_path):
-    path = tmp_path / "metrics.csv"
-    path.write_text("epoch,val_accuracy\n1,0.5\n2,0.6\n")
-    assert_real_png(plots.figure_bytes(plots.plot_training(load_metrics(path))))
-
-
 def test_many_classes_are_capped():
     shares = {"audio": 0.6, "visual": 0.4}
     per_class = {f"class {i}": {"n": i + 1, "shares": shares} for i in range(45)}
@@ -90,9 +84,9 @@ def test_many_modalities_get_distinct_colours():
 
 
 def test_colours_are_fixed_per_modality():
-    assert plots.modality_colors(["audio", "visual"]) == plots.modality_colors(["audio", "visual"])
-    colors = plots.modality_colors(["audio", "visual", "text"])
-    assert colors["audio"] == plots.PALETTE[0] and colors["visual"] == plots.PALETTE[1]
+    assert _plot_style.modality_colors(["audio", "visual"]) == _plot_style.modality_colors(["audio", "visual"])
+    colors = _plot_style.modality_colors(["audio", "visual", "text"])
+    assert colors["audio"] == _plot_style.PALETTE[0] and colors["visual"] == _plot_style.PALETTE[1]
 
 
 def test_unknown_image_format_is_refused(before):
