@@ -81,81 +81,51 @@ def forward_backward(adapter: Any, x: dict[str, Tensor], target: Tensor) -> None
     torch.autograd.grad(out, list(leaves.values()))
 
 
-def fold_batch_norms(model: nn.Module) -> nn.Module:
-    """A copy of an eval-mode ``model`` with every batch norm that directly follows a convolution folded into it.
-
-    "Directly follows" = the next module registered in the same parent (``Sequential`` order, or torchvision's
-    ``conv1, bn1, ...``). Exact up to float rounding; used to measure how much that (unexploited) saving is worth.
-    """
-    import copy
-
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    folded = copy.deepcopy(model).eval()
-    convs = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-    norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-
-    def visit(parent: nn.Module) -> None:
-        names = list(parent._modules)
-        for prev, name in zip([None] + names[:-1], names):
-            child = parent._modules[name]
-            if (isinstance(child, norms) and prev is not None and isinstance(parent._modules[prev], convs)
-                    and child.track_running_stats):
-                parent._modules[prev] = fuse_conv_bn_eval(parent._modules[prev], child)
-                parent._modules[name] = nn.Identity()
-            elif child is not None:
-                visit(child)
-
-    visit(folded)
-    for p in folded.parameters():
-        p.requires_grad_(False)
-    return folded
-
-
 def chunk_passes(model: nn.Module, x: dict[str, Tensor], target: Tensor, rows: int) -> dict[str, Callable[[], Any]]:
     """One chunk of ``rows`` interpolated samples, three ways: the cost floor of exact input-level IG.
 
     * ``chunk: to inputs``: forward + backward to the inputs (what captum runs per chunk);
     * ``chunk: from stems``: forward + backward walked from the affine stems' outputs (what we run per chunk);
-    * ``chunk: from stems, BN folded``: the same on a copy with batch norms folded into the convolutions.
+    * ``chunk: from stems, BN folded``: the same with batch norms folded into their convolutions, as
+      ``IntegratedGradients`` folds them (``mmbalance.attribution._folding``).
 
     ``to inputs / from stems`` bounds how much faster than captum any exact IG can be with PyTorch's kernels.
     """
-    from mmbalance.attribution import _stems
+    from mmbalance.attribution import _folding, _stems
 
     batch = target.shape[0]
     copies = max(1, rows // batch)
     xs = {m: v.repeat((copies,) + (1,) * (v.dim() - 1)) for m, v in x.items()}
     ts = target.repeat(copies)
-    out: dict[str, Callable[[], Any]] = {}
+    zero = {m: torch.zeros_like(v) for m, v in xs.items()}
+    adapter = adapter_for(model)
 
-    def to_inputs(adapter: Any) -> Callable[[], Any]:
-        def run() -> None:
-            leaves = {k: v.clone().requires_grad_(True) for k, v in xs.items()}
-            objective = adapter(leaves).gather(1, ts.view(-1, 1)).sum()
-            torch.autograd.grad(objective, list(leaves.values()))
-        return run
+    def to_inputs() -> None:
+        leaves = {k: v.clone().requires_grad_(True) for k, v in xs.items()}
+        objective = adapter(leaves).gather(1, ts.view(-1, 1)).sum()
+        torch.autograd.grad(objective, list(leaves.values()))
 
-    def from_stems(adapter: Any) -> Callable[[], Any]:
-        zero = {m: torch.zeros_like(v) for m, v in xs.items()}
-        stems = _stems.verify_stems(_stems.find_stems(adapter, adapter, xs), adapter, xs, zero)
-        with torch.no_grad(), _stems.capturing(stems) as z:
-            adapter(xs)
+    def from_stems(folds: Any) -> Callable[[], Any]:
+        with _folding.folding(folds):
+            stems = _stems.verify_stems(_stems.find_stems(adapter, adapter, xs), adapter, xs, zero)
+            with torch.no_grad(), _stems.capturing(stems) as z:
+                adapter(xs)
         n = ts.shape[0]
 
         def run() -> None:
-            leaves = {m: _stems.per_sample_view(v, n).clone().requires_grad_(True) for m, v in z.items()}
-            with _stems.injecting(stems, {m: v + 0 for m, v in leaves.items()}):  # + 0: in-place ReLUs follow
-                objective = adapter(xs).gather(1, ts.view(-1, 1)).sum()
-            torch.autograd.grad(objective, list(leaves.values()))
-        return run if stems else to_inputs(adapter)
+            with _folding.folding(folds):
+                if not stems:
+                    return to_inputs()
+                leaves = {m: _stems.per_sample_view(v, n).clone().requires_grad_(True) for m, v in z.items()}
+                with _stems.injecting(stems, {m: v + 0 for m, v in leaves.items()}):  # + 0: in-place ReLUs follow
+                    objective = adapter(xs).gather(1, ts.view(-1, 1)).sum()
+                torch.autograd.grad(objective, list(leaves.values()))
+        return run
 
-    adapter = adapter_for(model)
-    folded = adapter_for(fold_batch_norms(model))
-    out["chunk: to inputs"] = to_inputs(adapter)
-    out["chunk: from stems"] = from_stems(adapter)
-    out["chunk: from stems, BN folded"] = from_stems(folded)
-    return out
+    folds = _folding.verify_folds(_folding.find_folds(adapter, adapter, xs), adapter, xs, zero)
+    return {"chunk: to inputs": to_inputs,
+            "chunk: from stems": from_stems(_folding.Folds()),
+            "chunk: from stems, BN folded": from_stems(folds)}
 
 
 def interleaved(fns: dict[str, Callable[[], Any]], rounds: int, warmup: int = 1) -> dict[str, list[float]]:

@@ -65,10 +65,8 @@ def with_decoding_options(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        given = {name: kwargs.pop(name) for name in DECODING_OPTIONS if kwargs.get(name) is not None}
-        for name in DECODING_OPTIONS:
-            kwargs.pop(name, None)
-        return command(*args, decoding=given, **kwargs)
+        values = {name: kwargs.pop(name, None) for name in DECODING_OPTIONS}
+        return command(*args, decoding={k: v for k, v in values.items() if v is not None}, **kwargs)
 
     wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in params}
