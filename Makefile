@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.mmbalance-installed
 DEMO_OUT ?= mmbalance-demo
 
-.PHONY: install test demo bench clean
+.PHONY: install test lint demo bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check mmbalance tests bench scripts
+	$(BIN)/mypy mmbalance
 
 demo: $(STAMP)
 	$(BIN)/mmbalance demo --out $(DEMO_OUT)
