@@ -158,7 +158,7 @@ def bench_adaptive(rounds: int) -> dict[str, Any]:
 
     times = {k: summary(v) for k, v in interleaved({k: runner(k) for k in configs}, rounds, warmup=0).items()}
     out: dict[str, Any] = {"samples": n, "tolerance": tol, "rules": {}}
-    for rule, grid in grids.items():
+    for rule in grids:
         rows = []
         for key in [k for k in configs if k.startswith(rule)]:
             rel = torch.cat([o.extra["relative_completeness_error"] for o in outputs[key]])
@@ -193,13 +193,13 @@ def bench_embedding(rounds: int) -> dict[str, Any]:
         view = embedding_view(adapter)
         ig = IntegratedGradients(steps=STEPS)
 
-        def embedding() -> None:
+        def embedding(view: Any = view, ig: Any = ig, x: dict[str, torch.Tensor] = x, target: Any = target) -> None:
             emb = view.encode(x)
             ig.attribute(view.bind(x), emb, target)
 
-        times = {k: summary(v) for k, v in interleaved({"input": lambda: ig.attribute(adapter, x, target),
-                                                          "embedding": embedding,
-                                                          "encode only": lambda: view.encode(x)}, rounds).items()}
+        runs = {"input": lambda ig=ig, a=adapter, x=x, t=target: ig.attribute(a, x, t),
+                "embedding": embedding, "encode only": lambda view=view, x=x: view.encode(x)}
+        times = {k: summary(v) for k, v in interleaved(runs, rounds).items()}
         out[str(batch)] = {"times": times,
                            "speedup": times["input"]["min"] / times["embedding"]["min"],
                            "speedup_median": times["input"]["median"] / times["embedding"]["median"],
@@ -289,7 +289,7 @@ def markdown(r: dict[str, Any]) -> str:
               "Gauss-Legendre the rules do not nest, so the steps of every level are counted.", "",
               "| run | steps per sample | within 1% | median rel. error | seconds (best / median) |",
               "|---|---|---|---|---|"]
-    for rule, d in a["rules"].items():
+    for d in a["rules"].values():
         for row in d["rows"]:
             name = row["config"]
             bold = "**" if "adaptive" in name else ""

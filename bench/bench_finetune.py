@@ -170,11 +170,11 @@ def markdown(table: list[dict[str, Any]], *, seeds: list[int], epochs: int, minu
              "| step × plain |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for e in table:
-        def shares(level: str) -> str:
+        def shares(level: str, e: dict[str, Any] = e) -> str:
             s = e.get(f"shares_{level}")
             return "—" if s is None else f"{100 * s['audio'][0]:.0f} / {100 * s['visual'][0]:.0f}"
 
-        def var(level: str) -> str:
+        def var(level: str, e: dict[str, Any] = e) -> str:
             v, cut = e.get(f"variance_{level}"), e.get(f"cut_{level}")
             if v is None:
                 return "—"

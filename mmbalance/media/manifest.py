@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from ..errors import DataError
-from .decode import MediaError
 from .items import MediaCollection, MediaItem, SkippedItem
 
 __all__ = ["read_manifest", "MANIFEST_COLUMNS"]
