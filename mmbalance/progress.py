@@ -26,10 +26,10 @@ def progress_bar(description: str, *, total: int | None, unit: str = "",
     """
     console = Console(stderr=True)
     if not enabled or not console.is_terminal:
-        yield lambda n=1: None
+        yield lambda n: None
         return
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn(unit), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=False) as prog:
         task = prog.add_task(description, total=total)
-        yield lambda n=1: prog.advance(task, n)
+        yield lambda n: prog.advance(task, n)

@@ -34,6 +34,8 @@ from typing import Any, Callable, Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.conv import _ConvNd
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from ._stems import _close, _recording, patched_forwards
@@ -46,23 +48,24 @@ _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 class Folds:
     """The (convolution, batch norm) pairs that may be folded for one model and input shapes."""
 
-    pairs: list[tuple[nn.Module, nn.Module]] = field(default_factory=list)
+    pairs: list[tuple[_ConvNd, _BatchNorm]] = field(default_factory=list)
     _fused: dict[int, tuple[tuple[Any, ...], Tensor, Tensor]] = field(default_factory=dict, repr=False)
 
     def __bool__(self) -> bool:
         return bool(self.pairs)
 
-    def fused(self, conv: nn.Module, norm: nn.Module) -> tuple[Tensor, Tensor]:
+    def fused(self, conv: _ConvNd, norm: _BatchNorm) -> tuple[Tensor, Tensor]:
         """The folded weight and bias, recomputed only when a parameter or statistic changed."""
         tensors = (conv.weight, conv.bias, norm.running_mean, norm.running_var, norm.weight, norm.bias)
         key = tuple((id(t), t._version, t.device, t.dtype) if t is not None else None for t in tensors)
         hit = self._fused.get(id(conv))
         if hit is not None and hit[0] == key:
             return hit[1], hit[2]
+        mean, var = norm.running_mean, norm.running_var
+        assert mean is not None and var is not None  # find_folds pairs only norms with running statistics
         with torch.no_grad():
-            weight, bias = fuse_conv_bn_weights(conv.weight, conv.bias, norm.running_mean, norm.running_var,
-                                                norm.eps, norm.weight, norm.bias)
-        weight, bias = weight.detach(), bias.detach()
+            w, b = fuse_conv_bn_weights(conv.weight, conv.bias, mean, var, norm.eps, norm.weight, norm.bias)
+        weight, bias = w.detach(), b.detach()
         self._fused[id(conv)] = (key, weight, bias)
         return weight, bias
 
@@ -85,19 +88,21 @@ def find_folds(model: nn.Module, forward: Callable[[dict[str, Tensor]], Tensor],
         if c.input is not None:
             readers[id(c.input)] = readers.get(id(c.input), 0) + 1
     by_output = {id(c.output): c for c in calls if c.output is not None and isinstance(c.module, _CONVS)}
-    pairs = []
+    pairs: list[tuple[_ConvNd, _BatchNorm]] = []
     for c in calls:
         if not _foldable_norm(c.module) or c.input is None or counts[id(c.module)] != 1:
             continue
         conv_call = by_output.get(id(c.input))
         if conv_call is None or conv_call.output is not c.input:
             continue
-        conv = conv_call.module
+        conv, norm = conv_call.module, c.module
+        if not isinstance(conv, _CONVS) or not isinstance(norm, _NORMS):  # always instances here: narrows types
+            continue
         if (counts[id(conv)] != 1 or readers.get(id(c.input)) != 1 or c.input._version != conv_call.output_version
                 or conv.out_channels != c.module.num_features or "forward" in vars(conv)
                 or "forward" in vars(c.module)):
             continue
-        pairs.append((conv, c.module))
+        pairs.append((conv, norm))
     return Folds(pairs)
 
 

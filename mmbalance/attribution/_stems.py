@@ -126,7 +126,7 @@ def _reaches(t: Tensor, leaves: Mapping[int, str], produced: set[Any]) -> set[st
         return set()
     found: set[str] = set()
     seen: set[Any] = set()  # the nodes themselves: holding them keeps their Python wrappers (and ids) alive
-    queue = deque([t.grad_fn])
+    queue: deque[Any] = deque([t.grad_fn])  # autograd Nodes; next_functions may hold None
     while queue:
         node = queue.popleft()
         if node is None or node in seen:

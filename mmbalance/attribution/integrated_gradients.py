@@ -278,12 +278,16 @@ class IntegratedGradients(Estimator):
 
     def _folds_for(self, forward: ForwardFn, inputs: dict[str, Tensor],
                    baselines: dict[str, Tensor]) -> _folding.Folds:
+        if not isinstance(forward, nn.Module):  # discovery hooks modules (_discovered checks it too)
+            return _folding.Folds()
         x, b = _first_rows(inputs), _first_rows(baselines)
         return self._discovered(self._fold_cache, self.fold_norms, forward, inputs, lambda: _folding.verify_folds(
             _folding.find_folds(forward, forward, x), forward, x, b), _folding.Folds())
 
     def _stems_for(self, forward: ForwardFn, inputs: dict[str, Tensor],
                    baselines: dict[str, Tensor]) -> _stems.Stems:
+        if not isinstance(forward, nn.Module):  # discovery hooks modules (_discovered checks it too)
+            return _stems.Stems()
         x, b = _first_rows(inputs), _first_rows(baselines)
         return self._discovered(self._stem_cache, self.factor_stems, forward, inputs, lambda: _stems.verify_stems(
             _stems.find_stems(forward, forward, x), forward, x, b), _stems.Stems())

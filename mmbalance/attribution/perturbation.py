@@ -144,6 +144,7 @@ class ShapleyValues(_Perturbation):
                 with_j = mask[:j] + (True,) + mask[j + 1:]
                 part = weights[sum(mask)] * (value[with_j] - v)
                 total = part if total is None else total + part
+            assert total is not None  # modality j is absent from half of the 2^n masks (n >= 1)
             columns.append(total)
         return torch.stack(columns, 1)
 

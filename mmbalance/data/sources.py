@@ -116,6 +116,8 @@ def register_source(
         4
         >>> unregister_source("demo:")
     """
+    default_name: str | None
+    default_form: str | None
     if isinstance(match, str):
         prefix = match
         matches: Callable[[str], bool] = lambda source: source.startswith(prefix)  # noqa: E731
@@ -127,7 +129,7 @@ def register_source(
         raise TypeError("match must be a prefix string or a predicate")
 
     def add(fn: SourceLoader) -> SourceLoader:
-        entry_name = name or default_name or getattr(fn, "__name__", repr(fn))
+        entry_name = name or default_name or str(getattr(fn, "__name__", repr(fn)))
         _SOURCES.pop(entry_name, None)
         _SOURCES[entry_name] = SourceEntry(entry_name, matches, fn, form or default_form or entry_name, priority)
         return fn

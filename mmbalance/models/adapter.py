@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol, cast
 
 from torch import Tensor, nn
 
@@ -35,6 +35,16 @@ __all__ = ["CALL_STYLES", "ModelAdapter", "check_modalities", "model_input_names
 CALL_STYLES = ("auto", "positional", "keyword")
 
 _FORWARD_ERRORS = (RuntimeError, TypeError, ValueError, IndexError, KeyError)
+
+
+class _EmbeddingModel(Protocol):
+    """What a model with per-modality embeddings provides (checked at run time by ``has_embeddings``)."""
+
+    def encode(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]: ...
+
+    def fuse(self, embeddings: Mapping[str, Tensor]) -> Tensor: ...
+
+    def branch_logits(self, embeddings: Mapping[str, Tensor]) -> dict[str, Tensor]: ...
 
 
 def _forward_parameters(model: nn.Module) -> list[inspect.Parameter] | None:
@@ -247,12 +257,12 @@ class ModelAdapter(nn.Module):
     def encode(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Per-modality embeddings ``{modality: (B, D)}``, exactly what enters fusion."""
         self._need_embeddings("encode")
-        return self.model.encode({m: t for m, t in zip(self._modalities, self._inputs(inputs))})
+        return cast(_EmbeddingModel, self.model).encode(dict(zip(self._modalities, self._inputs(inputs))))
 
     def fuse(self, embeddings: Mapping[str, Tensor]) -> Tensor:
         """Logits ``(B, C)`` from embeddings returned by :meth:`encode`."""
         self._need_embeddings("fuse")
-        return self.model.fuse(embeddings)
+        return cast(_EmbeddingModel, self.model).fuse(embeddings)
 
     def branch_logits(self, embeddings: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Each modality's own contribution to the logits (``concat``/``sum`` fusion only)."""
@@ -262,7 +272,7 @@ class ModelAdapter(nn.Module):
             name = type(fusion).__name__ if fusion is not None else type(self.model).__name__
             raise EstimatorError(f"{name} does not split its logits by modality",
                                  hint="use fusion=concat or fusion=sum, or another estimator")
-        return self.model.branch_logits(embeddings)
+        return cast(_EmbeddingModel, self.model).branch_logits(embeddings)
 
     def extra_repr(self) -> str:
         return f"modalities={self._modalities}, call={self.call_style!r}, output={self.output!r}"

@@ -176,8 +176,8 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             model = model.model
         elif isinstance(model, wrappers):
             model = model.module
-        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):
-            model = model._orig_mod
+        elif isinstance(orig := getattr(model, "_orig_mod", None), nn.Module):
+            model = orig
         else:
             return model
 

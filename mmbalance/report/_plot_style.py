@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import contextlib
 import io
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import matplotlib
 from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 #: Okabe–Ito colour-blind-safe palette (black dropped), assigned to modalities in order.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442")
 FORMATS = ("png", "svg")
 
-_RC: dict[str, Any] = {
+_RC: dict[RcKeyType, Any] = {
     "font.size": 12,
     "axes.titlesize": 14,
     "axes.titleweight": "bold",

@@ -32,13 +32,16 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ..attribution.integrated_gradients import quadrature
 from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from ..models.adapter import ModelAdapter
 
 __all__ = ["ATTRIBUTIONS", "LEVELS", "PENALTIES", "POOLS", "AttributionSpec", "attribute", "frozen_norm_stats",
            "modality_scores", "pool_scores", "share_penalty", "soft_shares"]
@@ -207,11 +210,11 @@ def frozen_norm_stats(module: nn.Module) -> Iterator[None]:
     finally:
         for m, momentum, tracked in saved:
             m.momentum = momentum
-            if tracked is not None:
+            if tracked is not None and m.num_batches_tracked is not None:
                 m.num_batches_tracked.copy_(tracked)
 
 
-def modality_scores(adapter: nn.Module, inputs: Mapping[str, Tensor], target: Tensor, spec: AttributionSpec, *,
+def modality_scores(adapter: ModelAdapter, inputs: Mapping[str, Tensor], target: Tensor, spec: AttributionSpec, *,
                     create_graph: bool = False, embeddings: Mapping[str, Tensor] | None = None,
                     logits: Tensor | None = None, forward: DictFn | None = None) -> Tensor:
     """Pooled per-sample modality scores ``(B, M)`` of a :class:`~mmbalance.models.ModelAdapter`.

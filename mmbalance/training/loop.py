@@ -204,7 +204,8 @@ def _make_optimizers(config: TrainConfig, adapter: ModelAdapter, regularizer: Re
         groups = [rest, head] if rest else [head]
     else:
         groups = [[p for p in adapter.parameters() if p.requires_grad]]
-    optimizers = [torch.optim.Adam(g, lr=config.lr, weight_decay=config.weight_decay) for g in groups]
+    optimizers: list[torch.optim.Optimizer] = [torch.optim.Adam(g, lr=config.lr, weight_decay=config.weight_decay)
+                                               for g in groups]
     schedulers: list[Any] = []
     for opt in optimizers:
         if config.scheduler == "cosine":
@@ -312,7 +313,8 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
     if world > 1:
         step_module = nn.parallel.DistributedDataParallel(
             step_module, device_ids=[dev.index] if dev.type == "cuda" else None)
-    sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
+    sampler: DistributedSampler[int] = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True,
+                                                          seed=config.seed)
     local_batch = config.batch_size // world
     spec = _eval_spec(config)
     steps_per_epoch = math.ceil(len(sampler) / local_batch)

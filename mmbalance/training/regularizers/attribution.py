@@ -27,7 +27,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +37,9 @@ from ...errors import UsageError
 from ..config import TrainConfig
 from ..differentiable import AttributionSpec, modality_scores, share_penalty, soft_shares
 from .base import Regularizer, StepOutput, fusion_parameters, register_regularizer
+
+if TYPE_CHECKING:
+    from ...models.adapter import ModelAdapter
 
 __all__ = ["AttributionRegularizer"]
 
@@ -81,7 +84,7 @@ class AttributionRegularizer(Regularizer):
     def fusion_scoped(self) -> bool:
         return self.scope == "fusion"
 
-    def penalty(self, adapter: nn.Module, inputs: Mapping[str, Tensor], labels: Tensor, *,
+    def penalty(self, adapter: ModelAdapter, inputs: Mapping[str, Tensor], labels: Tensor, *,
                 create_graph: bool = True, embeddings: Mapping[str, Tensor] | None = None,
                 logits: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(R, shares)``: the penalty and the per-sample shares ``(B, M)`` of this batch.
@@ -104,7 +107,7 @@ class AttributionRegularizer(Regularizer):
         shares = soft_shares(scores.float())
         return share_penalty(shares, self.target, self.kind), shares
 
-    def step(self, adapter: nn.Module, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
+    def step(self, adapter: ModelAdapter, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
         lam = self._lambda
         if self.spec.level == "embedding":
             embeddings = adapter.encode(inputs)

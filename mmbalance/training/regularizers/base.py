@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,9 @@ from torch import Tensor, nn
 
 from ...errors import UsageError
 from ..config import TrainConfig
+
+if TYPE_CHECKING:
+    from ...models.adapter import ModelAdapter
 
 __all__ = ["PlainTraining", "Regularizer", "StepOutput", "build_regularizer", "encoder_parameters",
            "fusion_parameters", "list_regularizers", "register_regularizer"]
@@ -70,7 +73,7 @@ class Regularizer:
         """The penalty weight used in ``epoch`` (``None``: this method has no penalty)."""
         return None
 
-    def step(self, adapter: nn.Module, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
+    def step(self, adapter: ModelAdapter, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
         """The forward half of a training step: logits and the loss to back-propagate."""
         logits = adapter(inputs)
         loss = F.cross_entropy(logits.float(), labels)

@@ -19,15 +19,18 @@ Example:
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from ...errors import UsageError
 from ..config import TrainConfig
 from .base import Regularizer, StepOutput, register_regularizer
+
+if TYPE_CHECKING:
+    from ...models.adapter import ModelAdapter
 
 __all__ = ["ModalityDropout"]
 
@@ -66,7 +69,7 @@ class ModalityDropout(Regularizer):
             out[m] = x * mask
         return out
 
-    def step(self, adapter: nn.Module, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
+    def step(self, adapter: ModelAdapter, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
         keep = self.keep_mask(labels.shape[0])
         if not getattr(adapter, "has_embeddings", False):
             return super().step(adapter, self._apply(inputs, keep), labels)

@@ -24,7 +24,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +34,9 @@ from ...distributed import all_reduce_sum
 from ...errors import UsageError
 from ..config import TrainConfig
 from .base import Regularizer, StepOutput, encoder_parameters, register_regularizer
+
+if TYPE_CHECKING:
+    from ...models.adapter import ModelAdapter
 
 __all__ = ["OGMGE"]
 
@@ -71,7 +74,7 @@ class OGMGE(Regularizer):
         coeffs[self.modalities[top]] = 1.0 - math.tanh(self.alpha * max(ratio, 0.0))
         return coeffs
 
-    def _branch_logits(self, adapter: nn.Module, embeddings: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    def _branch_logits(self, adapter: ModelAdapter, embeddings: Mapping[str, Tensor]) -> dict[str, Tensor]:
         if getattr(adapter, "has_branch_logits", False):
             return adapter.branch_logits(embeddings)
         out = {}
@@ -80,7 +83,7 @@ class OGMGE(Regularizer):
             out[m] = adapter.fuse(alone)
         return out
 
-    def step(self, adapter: nn.Module, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
+    def step(self, adapter: ModelAdapter, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
         embeddings = adapter.encode(inputs)
         logits = adapter.fuse(embeddings)
         loss = F.cross_entropy(logits.float(), labels)
