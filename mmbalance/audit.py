@@ -298,7 +298,7 @@ def run_audit(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Seq
                 labels_cpu = labels.cpu()
                 class_count += torch.bincount(labels_cpu, minlength=num_classes).double()[:num_classes]
                 class_correct += torch.bincount(labels_cpu[hits.cpu()], minlength=num_classes).double()[:num_classes]
-                ref_inputs = baseline(inputs) if needs_input_baseline else None
+                ref_inputs = baseline(inputs) if needs_input_baseline and baseline is not None else None
                 ref_emb = baseline(emb) if needs_embeddings and baseline is not None else None
                 weights = poisson_weights(len(batch), bootstrap, boot_gen) if bootstrap else None
                 shares = {}
@@ -328,8 +328,9 @@ def run_audit(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Seq
         raise
     written = str(writer.close()) if writer is not None else None
     if shard.enabled:  # sum every rank's statistics: the same numbers as one process
-        for acc in (*accumulators.values(), agreement):
-            acc.load_state(all_reduce_sum(acc.state()))
+        reducible: list[ShareAccumulator | AgreementAccumulator] = [*accumulators.values(), agreement]
+        for reduced in reducible:
+            reduced.load_state(all_reduce_sum(reduced.state()))
         for name, acc in extras.items():
             merged = ExtraAccumulator(modalities)
             for part in gather_objects(acc):

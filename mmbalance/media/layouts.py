@@ -126,7 +126,7 @@ def _read_pairs(path: Path) -> list[tuple[int, str, str]]:
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
-            rows = []
+            rows: list[tuple[int, str, str]] = []
             for cells in reader:
                 cells = [c.strip() for c in cells]
                 if not any(cells):

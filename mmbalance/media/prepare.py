@@ -174,7 +174,8 @@ def prepare(
     files: dict[str, str] = {}
     names = {name for name, _ in jobs}
     skipped: list[SkippedItem] = [s for s in collection.skipped if s.split is None or s.split in names]
-    shapes = {m: s for m, s in (("audio", opts.audio_shape), ("visual", opts.visual_shape)) if m in mods}
+    shapes: dict[str, tuple[int, ...]] = {m: s for m, s in (("audio", opts.audio_shape), ("visual", opts.visual_shape))
+                                          if m in mods}
     offset = 0
     empty: list[str] = []
     for split_name, items in jobs:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import fractions
 import os
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -66,7 +67,7 @@ def write_clip(path: str | os.PathLike[str], *, seconds: float = 1.0, fps: int =
     path.parent.mkdir(parents=True, exist_ok=True)
     n = max(1, int(round(seconds * fps)))
     with av.open(os.fspath(path), mode="w") as container:
-        vs = container.add_stream(codec or video_encoder(), rate=fps)
+        vs = cast("av.VideoStream", container.add_stream(codec or video_encoder(), rate=fps))
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
         if vs.codec_context.name in ("libx264", "h264"):
             vs.options = {"preset": "ultrafast"}
@@ -85,11 +86,11 @@ def write_clip(path: str | os.PathLike[str], *, seconds: float = 1.0, fps: int =
             step = 1024
             for s in range(0, wave.shape[1], step):
                 chunk = np.ascontiguousarray(wave[:, s:s + step])
-                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=astream.layout.name)
-                frame.sample_rate = sample_rate
-                frame.pts = s
-                frame.time_base = fractions.Fraction(1, sample_rate)
-                for packet in astream.encode(frame):
+                aframe = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=astream.layout.name)
+                aframe.sample_rate = sample_rate
+                aframe.pts = s
+                aframe.time_base = fractions.Fraction(1, sample_rate)
+                for packet in astream.encode(aframe):
                     container.mux(packet)
             for packet in astream.encode(None):
                 container.mux(packet)
