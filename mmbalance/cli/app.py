@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from typer.core import TyperGroup
 from .. import __version__
 from ..allocator import tune_allocator
 from ..errors import MMBalanceError
+
+if TYPE_CHECKING:
+    from typer._click.core import Context as ClickContext  # typer 0.29 bundles click
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
@@ -44,7 +47,7 @@ def _report_error(message: str) -> None:
 class _MMBalanceGroup(TyperGroup):
     """Maps the :class:`MMBalanceError` family to one red line and exit code 2."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
         except MMBalanceError as err:

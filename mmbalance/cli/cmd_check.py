@@ -29,28 +29,28 @@ _AUDIT_PANEL = "Run the audit (instead of --audit)"
 _OUTPUT_PANEL = "Output"
 
 
-def _in_panel(shared: Any, panel: str = _AUDIT_PANEL, type_: Any = None) -> Any:
-    """A shared option type (from ``_options``) shown under another help panel.
+def _in_panel(shared: Any, panel: str = _AUDIT_PANEL) -> Any:
+    """A shared option's ``typer.Option`` (from ``_options``) shown under another help panel.
 
-    ``type_`` overrides the value type: ``--model``/``--data`` are required for ``audit``
+    The value types are restated here: ``--model``/``--data`` are required for ``audit``
     but optional here, where ``--audit FILE`` replaces them.
     """
     info = copy.copy(shared.__metadata__[0])
     info.rich_help_panel = panel
-    return Annotated[type_ if type_ is not None else shared.__origin__, info]
+    return info
 
 
-_Model = _in_panel(ModelOpt, type_=Optional[str])
-_Data = _in_panel(DataOpt, type_=Optional[str])
-_Checkpoint = _in_panel(CheckpointOpt)
-_Split = _in_panel(SplitOpt)
-_ModelArg = _in_panel(ModelArgOpt)
-_Modalities = _in_panel(ModalitiesOpt)
-_Output = _in_panel(OutputOpt)
-_Device = _in_panel(DeviceOpt)
-_BatchSize = _in_panel(BatchSizeOpt)
-_Trust = _in_panel(TrustOpt)
-_Quiet = _in_panel(QuietOpt, _OUTPUT_PANEL)
+_Model = Annotated[Optional[str], _in_panel(ModelOpt)]
+_Data = Annotated[Optional[str], _in_panel(DataOpt)]
+_Checkpoint = Annotated[Optional[Path], _in_panel(CheckpointOpt)]
+_Split = Annotated[Optional[str], _in_panel(SplitOpt)]
+_ModelArg = Annotated[Optional[list[str]], _in_panel(ModelArgOpt)]
+_Modalities = Annotated[Optional[str], _in_panel(ModalitiesOpt)]
+_Output = Annotated[Optional[str], _in_panel(OutputOpt)]
+_Device = Annotated[str, _in_panel(DeviceOpt)]
+_BatchSize = Annotated[int, _in_panel(BatchSizeOpt)]
+_Trust = Annotated[bool, _in_panel(TrustOpt)]
+_Quiet = Annotated[bool, _in_panel(QuietOpt, _OUTPUT_PANEL)]
 
 
 def _rule_opt(flag: str, help: str, *, many: bool = True) -> Any:

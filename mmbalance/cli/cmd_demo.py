@@ -35,7 +35,8 @@ def demo_command(
     console.print("\n[bold]1. The plainly trained model[/]")
     print_audit(result.audit, console)
     dom = result.audit.dominant_modality
-    console.print(f"It leans on [bold]{dom}[/]: {result.audit.shares[dom]:.0%} of the attribution mass.")
+    if dom is not None:  # the demo's audit always has shares; guard the type anyway
+        console.print(f"It leans on [bold]{dom}[/]: {result.audit.shares[dom]:.0%} of the attribution mass.")
     console.print("\n[bold]2. After fine-tuning with the attribution regularizer[/]")
     print_audit(result.balanced_audit, console)
     console.print()

@@ -80,7 +80,7 @@ def finetune_command(
         run = lambda: finetune(resume=resume, progress=not quiet,  # noqa: E731
                                device=device if ctx.get_parameter_source("device") is
                                ParameterSource.COMMANDLINE else None)
-        where = resume
+        where: Path | None = resume
     else:
         missing = [flag for flag, value in (("--model", model), ("--data", data), ("--out", out)) if value is None]
         if missing:

@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, TypeGuard
 
 from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
@@ -67,7 +67,7 @@ def _method_label(audit: AuditResult, name: str) -> str:
     return f"{name}\n({', '.join(tags)})" if tags else name
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -362,9 +362,9 @@ def plot_comparison(audits: Sequence[AuditResult], labels: Sequence[str], *,
             ys = [g + (i - (n - 1) / 2) * bar_h for g in range(len(figures))]
             vals = [float(fn(audit)) if _finite(fn(audit)) else math.nan for _name, fn in figures]
             ax_bottom.barh(ys, vals, height=bar_h * 0.9, color=greys[i], label=labels[i])
-            for (name, _fn), y, v in zip(figures, ys, vals):
+            for (name, _fn), y_bar, v in zip(figures, ys, vals):
                 if math.isfinite(v):
-                    ax_bottom.text(v + 0.01, y, f"{v:.2f}" if name == "entropy" else f"{v:.0%}",
+                    ax_bottom.text(v + 0.01, y_bar, f"{v:.2f}" if name == "entropy" else f"{v:.0%}",
                                    va="center", ha="left", fontsize=10)
         ax_bottom.set_yticks(range(len(figures)), [name for name, _fn in figures])
         ax_bottom.invert_yaxis()
