@@ -36,6 +36,7 @@ from .distributed import ShardSampler, all_reduce_sum, dist_info, gather_objects
 from .errors import ModelError, UsageError
 from .models import ModelAdapter, load_model
 from .progress import progress_bar
+from .reproducibility import deterministic_mode
 from .results import AuditResult, MethodResult
 
 TARGETS = ("pred", "label")
@@ -117,6 +118,7 @@ def audit(
     bootstrap: int = DEFAULT_BOOTSTRAP,
     per_sample: str | os.PathLike[str] | None = None,
     seed: int = 0,
+    deterministic: bool = False,
 ) -> AuditResult:
     """Measure each modality's share of the model's decisions on ``data``.
 
@@ -131,7 +133,8 @@ def audit(
     ``zero|mean|noise|blur``; IG takes ``steps``, ``quadrature`` and ``tolerance``, the
     permutation score ``repeats``. Pass ``estimators`` to use pre-configured objects instead.
     ``bootstrap`` replicates give 95% intervals (0: none); ``per_sample`` writes one row per
-    sample (``.csv`` or ``.parquet``); ``seed`` fixes every random draw.
+    sample (``.csv`` or ``.parquet``); ``seed`` fixes every random draw; ``deterministic`` turns on
+    deterministic algorithms (bit-identical results on CUDA, see :mod:`mmbalance.reproducibility`).
 
     Example:
         >>> r = audit("av-tiny", "synthetic:av-dominance?n_test=32", steps=4, progress=False,
@@ -191,10 +194,11 @@ def audit(
         shared_baseline.means = dataset_means(dataset, batch_size=batch_size, limit=limit, device=dev,
                                               view=None if input_level else view, progress=progress)
 
-    outcome = run_audit(adapter, dataset, ests, batch_size=batch_size, limit=limit, target=target,
-                        device=dev, progress=progress, view=view,
-                        baseline=shared_baseline if estimators is None else None,
-                        bootstrap=bootstrap, seed=seed, per_sample=per_sample)
+    with deterministic_mode(deterministic):
+        outcome = run_audit(adapter, dataset, ests, batch_size=batch_size, limit=limit, target=target,
+                            device=dev, progress=progress, view=view,
+                            baseline=shared_baseline if estimators is None else None,
+                            bootstrap=bootstrap, seed=seed, per_sample=per_sample)
     n = outcome["n"]
     accuracy = outcome["correct"] / n if n else 0.0
     method_results = {}

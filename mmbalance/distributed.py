@@ -96,13 +96,28 @@ def init_distributed(device: str | torch.device = "cpu") -> DistInfo:
     kind = torch.device(device).type
     backend = "nccl" if kind == "cuda" else "gloo"
     if kind == "cuda":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(_local_gpu())
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
         _OWNED["group"] = True
         # A gloo group still alive at interpreter exit aborts the process; leave it cleanly.
         atexit.register(shutdown_distributed)
     return dist_info()
+
+
+def _local_gpu() -> int:
+    """This process's GPU (``LOCAL_RANK``); a :class:`UsageError` when the node has fewer GPUs than processes."""
+    try:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        per_node = int(os.environ.get("LOCAL_WORLD_SIZE", str(local_rank + 1)))
+    except ValueError:
+        raise UsageError("LOCAL_RANK/LOCAL_WORLD_SIZE are not integers", hint="start the job with torchrun") from None
+    visible = torch.cuda.device_count()
+    if max(local_rank + 1, per_node) > visible:
+        raise UsageError(f"torchrun started {per_node} processes on this node but only {visible} GPU(s) "
+                         "are visible", hint=f"use torchrun --nproc_per_node {visible} or --device cpu"
+                         if visible else "use --device cpu")
+    return local_rank
 
 
 def shutdown_distributed() -> None:

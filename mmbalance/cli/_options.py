@@ -23,6 +23,7 @@ ModalitiesOpt = Annotated[Optional[str], typer.Option("--modalities", help="Comm
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Samples per batch.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables; errors still go to stderr.")]
+DeterministicOpt = Annotated[bool, typer.Option("--deterministic", help="Deterministic algorithms (cuDNN without benchmarking, cuBLAS workspace): the same seed gives bit-identical results on CUDA; slower.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout instead of tables.")]
 
 

@@ -13,7 +13,7 @@ from ..audit import DEFAULT_BOOTSTRAP, DEFAULT_METHODS
 from ..audit import audit as run_audit
 from ..models import parse_model_args
 from ._media_options import SkipBadOpt, media_data, with_decoding_options
-from ._options import (BatchSizeOpt, CheckpointOpt, DataOpt, DeviceOpt, JsonOpt, ModalitiesOpt, ModelArgOpt,
+from ._options import (BatchSizeOpt, CheckpointOpt, DataOpt, DeterministicOpt, DeviceOpt, JsonOpt, ModalitiesOpt, ModelArgOpt,
                        ModelOpt, OutputOpt, QuietOpt, SplitOpt, TrustOpt, parse_output, split_list)
 from ._render import print_audit
 from .app import app, stderr_console, stdout_console
@@ -57,6 +57,7 @@ def audit_command(
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Audit only the first N samples.")] = None,
     target: Annotated[str, typer.Option("--target", help="Attribute the predicted class (pred) or the label.")] = "pred",
     device: DeviceOpt = "auto",
+    deterministic: DeterministicOpt = False,
     output: OutputOpt = None,
     modalities: ModalitiesOpt = None,
     model_arg: ModelArgOpt = None,
@@ -81,7 +82,7 @@ def audit_command(
         limit=limit, target=target, device=device, progress=not quiet and not as_json,
         level=level, baseline=baseline, quadrature=quadrature, tolerance=tolerance,
         embedding_layers=embedding_layer, repeats=repeats, bootstrap=bootstrap,
-        per_sample=str(per_sample) if per_sample is not None else None, seed=seed,
+        per_sample=str(per_sample) if per_sample is not None else None, seed=seed, deterministic=deterministic,
     )
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun, rank 0 writes and prints

@@ -13,7 +13,7 @@ from ..errors import UsageError
 from ..models import parse_model_args
 from ..training import TrainConfig, TrainingInterrupted, TrainResult, finetune
 from ._media_options import SkipBadOpt, media_data, with_decoding_options
-from ._options import (BatchSizeOpt, CheckpointOpt, DeviceOpt, ModalitiesOpt, ModelArgOpt, OutputOpt, QuietOpt,
+from ._options import (BatchSizeOpt, CheckpointOpt, DeterministicOpt, DeviceOpt, ModalitiesOpt, ModelArgOpt, OutputOpt, QuietOpt,
                        TrustOpt, parse_output, split_list)
 from .app import EXIT_INTERRUPTED, app, stderr_console, stdout_console
 
@@ -50,6 +50,7 @@ def finetune_command(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: DeviceOpt = "auto",
     amp: Annotated[bool, typer.Option("--amp", help="Mixed precision (CUDA only).")] = False,
+    deterministic: DeterministicOpt = False,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the interrupted run in this directory with its saved settings.")] = None,
     output: OutputOpt = None,
     modalities: ModalitiesOpt = None,
@@ -93,7 +94,7 @@ def finetune_command(
             weight_decay=weight_decay, batch_size=batch_size, scheduler=scheduler, seed=seed, device=device,
             regularizer=regularizer, lambda_=lambda_, attribution=attribution, attr_steps=attr_steps, level=level,
             pool=pool, penalty=penalty, target=target, scope=scope, lambda_warmup=lambda_warmup, alpha=alpha, p=p,
-            zero_modalities=list(zero_modality or []), amp=amp)
+            zero_modalities=list(zero_modality or []), amp=amp, deterministic=deterministic)
         config.validate()
         run = lambda: finetune(config, progress=not quiet)  # noqa: E731
         where = out

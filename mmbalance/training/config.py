@@ -117,6 +117,7 @@ class TrainConfig:
     p: float = 0.5
     zero_modalities: list[str] = field(default_factory=list)
     amp: bool = False
+    deterministic: bool = False
 
     def validate(self, modalities: Sequence[str] | None = None) -> None:
         """Raise :class:`UsageError` for values that cannot work (names checked when ``modalities`` are given)."""

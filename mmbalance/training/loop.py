@@ -43,6 +43,7 @@ from ..errors import TrainingError, UsageError
 from ..io import atomic_write_json, atomic_write_text
 from ..models import ModelAdapter, load_model, save_state_dict
 from ..progress import progress_bar
+from ..reproducibility import deterministic_mode
 from .config import TrainConfig
 from .differentiable import AttributionSpec, modality_scores, share_penalty, soft_shares
 from .regularizers import Regularizer, build_regularizer, fusion_parameters
@@ -251,7 +252,8 @@ def finetune(config: TrainConfig | None = None, *, resume: str | Path | None = N
     if info.enabled and dev.type == "cuda":
         dev = torch.device("cuda", info.local_rank)
     try:
-        return _train(config, state, dev, info.rank, info.world_size, progress and info.is_main, on_epoch_end)
+        with deterministic_mode(config.deterministic):
+            return _train(config, state, dev, info.rank, info.world_size, progress and info.is_main, on_epoch_end)
     finally:
         shutdown_distributed()
 

@@ -48,7 +48,7 @@ def _trained() -> Net:
 
 def _same(a: nn.Module, b: nn.Module) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa)  # DataParallel moves to GPU 0
 
 
 @pytest.mark.parametrize("wrap", [

@@ -15,7 +15,7 @@ from mmbalance.training.regularizers import PlainTraining
 
 
 def _cfg(data: str, out: Path, **kw) -> TrainConfig:
-    base = dict(model="av-tiny", data=data, out=str(out), epochs=2, batch_size=16, lr=2e-3, seed=3)
+    base = dict(model="av-tiny", data=data, out=str(out), epochs=2, batch_size=16, lr=2e-3, seed=3, device="cpu")
     base.update(kw)
     return TrainConfig(**base)
 
