@@ -88,12 +88,16 @@ class EmbeddingView:
 
     kind = "view"
 
-    def encode(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """``{modality: (B, ...)}`` embeddings of a batch (no gradients)."""
-        return self.encode_with_logits(inputs)[0]
+    def encode(self, inputs: Mapping[str, Tensor], *, grad: bool = False) -> dict[str, Tensor]:
+        """``{modality: (B, ...)}`` embeddings of a batch (detached; with ``grad`` part of the autograd graph)."""
+        return self.encode_with_logits(inputs, grad=grad)[0]
 
-    def encode_with_logits(self, inputs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
-        """The embeddings and the model's logits, from one forward pass."""
+    def encode_with_logits(self, inputs: Mapping[str, Tensor], *, grad: bool = False
+                           ) -> tuple[dict[str, Tensor], Tensor]:
+        """The embeddings and the model's logits, from one forward pass.
+
+        ``grad=True`` (a training step) keeps both differentiable w.r.t. the weights.
+        """
         raise NotImplementedError
 
     def bind(self, inputs: Mapping[str, Tensor]) -> ForwardFn:
@@ -113,9 +117,16 @@ class EncodeFuseView(EmbeddingView):
     def __init__(self, adapter: Any) -> None:
         self.adapter = adapter
 
-    def encode_with_logits(self, inputs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
+    def encode(self, inputs: Mapping[str, Tensor], *, grad: bool = False) -> dict[str, Tensor]:
+        if grad:
+            return dict(self.adapter.encode(inputs))
         with torch.no_grad():
-            emb = {m: e.detach() for m, e in self.adapter.encode(inputs).items()}
+            return {m: e.detach() for m, e in self.adapter.encode(inputs).items()}
+
+    def encode_with_logits(self, inputs: Mapping[str, Tensor], *, grad: bool = False
+                           ) -> tuple[dict[str, Tensor], Tensor]:
+        emb = self.encode(inputs, grad=grad)
+        with contextlib.nullcontext() if grad else torch.no_grad():
             return emb, self.adapter.fuse(emb)
 
     def bind(self, inputs: Mapping[str, Tensor]) -> ForwardFn:
@@ -137,7 +148,8 @@ class HookView(EmbeddingView):
     def describe(self) -> dict[str, Any]:
         return {"via": self.kind, "layers": dict(self.layers)}
 
-    def encode_with_logits(self, inputs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
+    def encode_with_logits(self, inputs: Mapping[str, Tensor], *, grad: bool = False
+                           ) -> tuple[dict[str, Tensor], Tensor]:
         batch = next(iter(inputs.values())).shape[0]
         seen: dict[str, list[Any]] = {m: [] for m in self.modules}
         handles = []
@@ -146,7 +158,7 @@ class HookView(EmbeddingView):
                 seen[m].append(output)
             handles.append(module.register_forward_hook(hook))
         try:
-            with torch.no_grad():
+            with contextlib.nullcontext() if grad else torch.no_grad():
                 logits = self.adapter(inputs)
         finally:
             for h in handles:
@@ -167,7 +179,8 @@ class HookView(EmbeddingView):
                                      f"per-sample rows for a batch of {batch}",
                                      hint="name a module whose output has the batch as its first axis")
             self._rows[m] = emb.shape[0] // batch
-            out[m] = emb.detach().reshape((batch, -1) + tuple(emb.shape[1:])) if self._rows[m] > 1 else emb.detach()
+            emb = emb if grad else emb.detach()
+            out[m] = emb.reshape((batch, -1) + tuple(emb.shape[1:])) if self._rows[m] > 1 else emb
         return out, logits
 
     def bind(self, inputs: Mapping[str, Tensor]) -> ForwardFn:
