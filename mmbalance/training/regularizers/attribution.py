@@ -18,7 +18,7 @@ level the attribution pass runs with the encoder weights detached.
 
 Plug-in models without ``encode``/``fuse`` name their encoders with ``--embedding-layer``:
 the embeddings are those modules' outputs (forward hooks), the "fusion" is every
-parameter outside them. The attribution pass (the one differentiated twice) runs with
+parameter outside them. A step with a penalty (the graph is differentiated twice) runs
 ``scaled_dot_product_attention`` on its math kernel, the only one with a double backward.
 
 Example:
@@ -119,6 +119,11 @@ class AttributionRegularizer(Regularizer):
         return share_penalty(shares, self.target, self.kind), shares
 
     def step(self, adapter: nn.Module, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
+        # The whole step, because the penalty may reuse this forward's graph (gradxinput at the embedding level).
+        with double_backward_attention(self._lambda > 0):
+            return self._step(adapter, inputs, labels)
+
+    def _step(self, adapter: nn.Module, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
         lam = self._lambda
         if self.spec.level == "embedding":
             view = self.embedding_view(adapter)
