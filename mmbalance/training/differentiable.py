@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -273,12 +273,13 @@ def modality_scores(adapter: nn.Module, inputs: Mapping[str, Tensor], target: Te
         >>> modality_scores(m, x, torch.tensor([0, 1]), AttributionSpec()).shape
         torch.Size([2, 2])
     """
-    modalities = tuple(adapter.modalities)
+    model: Any = adapter  # a ModelAdapter (encode/fuse are only used without a view)
+    modalities = tuple(model.modalities)
     with torch.enable_grad(), frozen_norm_stats(adapter):
         if spec.level == "embedding":
             if view is None:
-                emb = dict(embeddings) if embeddings is not None else adapter.encode(inputs)
-                fuse: DictFn = adapter.fuse
+                emb = dict(embeddings) if embeddings is not None else model.encode(inputs)
+                fuse: DictFn = model.fuse
             else:
                 emb = dict(embeddings) if embeddings is not None else view.encode(inputs, grad=create_graph)
                 fuse = view.bind(inputs)

@@ -27,8 +27,7 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from ..attribution.hooks import EMBEDDING_LAYER_HINT, EmbeddingView, EncodeFuseView, embedding_view, \
-    parse_embedding_layers
+from ..attribution.hooks import EmbeddingView, EncodeFuseView, embedding_view, parse_embedding_layers
 from ..errors import EstimatorError, UsageError
 from .differentiable import frozen_norm_stats
 
@@ -57,8 +56,10 @@ def training_view(adapter: Any, layers: Mapping[str, str] | str | None, *,
         if needed_by is None:
             return None
     name = type(getattr(adapter, "model", adapter)).__name__
+    example = ",".join(f"{m}=<module>" for m in getattr(adapter, "modalities", ())) or "audio=<module>"
     raise UsageError(f"{needed_by} needs each modality's embedding, and {name} has no encode/fuse methods",
-                     hint=EMBEDDING_LAYER_HINT + " (see print(model) for the module names)")
+                     hint=f"name each modality's encoder module with --embedding-layer {example}; "
+                          "print(model) shows the module names")
 
 
 def branch_logits(adapter: Any, view: EmbeddingView, inputs: Mapping[str, Tensor],
