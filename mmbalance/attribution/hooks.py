@@ -11,6 +11,11 @@ embeddings to logits; it never runs the encoders again, which is what makes this
   runs ``forward`` with those modules returning the given tensors instead of computing (name
   the whole encoder module so that nothing of it is recomputed).
 
+Both run with gradients for training (``encode_with_logits(..., grad=True)``; the forward over
+embeddings is differentiable), so ``finetune --embedding-layer`` regularizes plug-ins through them.
+The model always continues with copies of the recorded or substituted tensors: in-place
+operations after a named module change neither the record nor the given embeddings.
+
 An embedding may have more rows than samples (a per-frame encoder gives ``B*T`` rows): the
 view groups them by sample, ``(B, rows_per_sample, ...)``, and ungroups them for the model.
 
@@ -154,8 +159,10 @@ class HookView(EmbeddingView):
         seen: dict[str, list[Any]] = {m: [] for m in self.modules}
         handles = []
         for m, module in self.modules.items():
-            def hook(mod: nn.Module, args: tuple[Any, ...], output: Any, m: str = m) -> None:
+            def hook(mod: nn.Module, args: tuple[Any, ...], output: Any, m: str = m) -> Any:
                 seen[m].append(output)
+                # the model goes on with a copy: in-place operations after the module leave the record intact
+                return output.clone() if isinstance(output, Tensor) else None
             handles.append(module.register_forward_hook(hook))
         try:
             with contextlib.nullcontext() if grad else torch.no_grad():
@@ -207,7 +214,7 @@ class HookView(EmbeddingView):
                 value = embeddings[m]
                 if self._rows.get(m, 1) > 1:
                     value = value.reshape((-1,) + tuple(value.shape[2:]))
-                patch(module, constant_forward(value))
+                patch(module, constant_forward(value.clone()))  # in-place operations must not touch the input
             yield
 
 

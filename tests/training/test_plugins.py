@@ -262,3 +262,30 @@ def test_extra_inputs_pass_through_the_input_level_untouched():
                              forward=forward)
     assert scores.shape == (3, 2)
     assert all(m.dtype == torch.int64 and torch.equal(m, mask.repeat(m.shape[0] // 3, 1)) for m in seen)
+
+
+def test_in_place_operations_after_the_named_module_do_not_double_count():
+    class InPlace(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.audio_net = torch.nn.Linear(4, 3)
+            self.visual_net = torch.nn.Linear(4, 3)
+            self.head = torch.nn.Linear(6, 2)
+
+        def forward(self, audio, visual):
+            a = self.audio_net(audio)
+            a.mul_(2.0)  # in place, after the hooked module
+            return self.head(torch.tanh(torch.cat([a, self.visual_net(visual)], 1)))
+
+    from mmbalance.models import ModelAdapter
+
+    torch.manual_seed(0)
+    adapter = ModelAdapter(InPlace(), ["audio", "visual"])
+    inputs = {"audio": torch.randn(3, 4), "visual": torch.randn(3, 4)}
+    view = training_view(adapter, LAYERS)
+    emb, logits = view.encode_with_logits(inputs, grad=True)
+    assert torch.allclose(emb["audio"], adapter.model.audio_net(inputs["audio"]))  # the module's own output
+    assert torch.allclose(view.bind(inputs)(emb), logits)  # substituting it reproduces the model
+    leaf = {m: e.detach().requires_grad_(True) for m, e in emb.items()}
+    view.bind(inputs)(leaf).sum().backward()  # in place on a leaf that requires grad: no error
+    assert leaf["audio"].grad is not None
