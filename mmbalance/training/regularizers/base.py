@@ -168,7 +168,8 @@ def fusion_parameters(adapter: nn.Module, view: EmbeddingView | None = None) -> 
     fusion = getattr(getattr(adapter, "model", adapter), "fusion", None)
     if not isinstance(fusion, nn.Module):
         raise UsageError(f"{type(getattr(adapter, 'model', adapter)).__name__} has no `fusion` module",
-                         hint="--scope fusion needs a model with a fusion head (built-in models); use --scope all")
+                         hint="name the encoders with --embedding-layer (every other parameter is then the "
+                              "fusion head), or use --scope all")
     return [p for p in fusion.parameters() if p.requires_grad]
 
 
@@ -184,5 +185,5 @@ def encoder_parameters(adapter: nn.Module, view: EmbeddingView | None = None) ->
     encoders = getattr(getattr(adapter, "model", adapter), "encoders", None)
     if not isinstance(encoders, nn.ModuleDict):
         raise UsageError(f"{type(getattr(adapter, 'model', adapter)).__name__} has no per-modality `encoders`",
-                         hint="this regularizer needs a model with one encoder per modality (built-in models)")
+                         hint="name each modality's encoder module with --embedding-layer")
     return {m: [p for p in enc.parameters() if p.requires_grad] for m, enc in encoders.items()}
