@@ -38,9 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...attribution.hooks import EmbeddingView
 from ...errors import UsageError
 from ..config import TrainConfig
-from ...attribution.hooks import EmbeddingView
 from ..differentiable import AttributionSpec, double_backward_attention, modality_scores, share_penalty, soft_shares
 from .base import Regularizer, StepOutput, fusion_parameters, register_regularizer
 
