@@ -18,7 +18,7 @@ level the attribution pass runs with the encoder weights detached.
 
 Plug-in models without ``encode``/``fuse`` name their encoders with ``--embedding-layer``:
 the embeddings are those modules' outputs (forward hooks), the "fusion" is every
-parameter outside them. A step with a penalty (the graph is differentiated twice) runs
+parameter outside them. The forward that the penalty differentiates twice runs
 ``scaled_dot_product_attention`` on its math kernel, the only one with a double backward.
 
 Example:
@@ -119,8 +119,10 @@ class AttributionRegularizer(Regularizer):
         return share_penalty(shares, self.target, self.kind), shares
 
     def step(self, adapter: nn.Module, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
-        # The whole step, because the penalty may reuse this forward's graph (gradxinput at the embedding level).
-        with double_backward_attention(self._lambda > 0):
+        # The penalty runs its own forward under the math attention kernel, except where it differentiates
+        # this step's forward itself (gradxinput on the attached embeddings): then the whole step does.
+        reuses_forward = self.spec.level == "embedding" and self.spec.method == "gradxinput" and self.scope == "all"
+        with double_backward_attention(self._lambda > 0 and reuses_forward):
             return self._step(adapter, inputs, labels)
 
     def _step(self, adapter: nn.Module, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
