@@ -11,6 +11,11 @@ embeddings to logits; it never runs the encoders again, which is what makes this
   runs ``forward`` with those modules returning the given tensors instead of computing (name
   the whole encoder module so that nothing of it is recomputed).
 
+Both run with gradients for training (``encode_with_logits(..., grad=True)``; the forward over
+embeddings is differentiable), so ``finetune --embedding-layer`` regularizes plug-ins through them.
+The model always continues with copies of the recorded or substituted tensors: in-place
+operations after a named module change neither the record nor the given embeddings.
+
 An embedding may have more rows than samples (a per-frame encoder gives ``B*T`` rows): the
 view groups them by sample, ``(B, rows_per_sample, ...)``, and ungroups them for the model.
 
@@ -88,12 +93,16 @@ class EmbeddingView:
 
     kind = "view"
 
-    def encode(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """``{modality: (B, ...)}`` embeddings of a batch (no gradients)."""
-        return self.encode_with_logits(inputs)[0]
+    def encode(self, inputs: Mapping[str, Tensor], *, grad: bool = False) -> dict[str, Tensor]:
+        """``{modality: (B, ...)}`` embeddings of a batch (detached; with ``grad`` part of the autograd graph)."""
+        return self.encode_with_logits(inputs, grad=grad)[0]
 
-    def encode_with_logits(self, inputs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
-        """The embeddings and the model's logits, from one forward pass."""
+    def encode_with_logits(self, inputs: Mapping[str, Tensor], *, grad: bool = False
+                           ) -> tuple[dict[str, Tensor], Tensor]:
+        """The embeddings and the model's logits, from one forward pass.
+
+        ``grad=True`` (a training step) keeps both differentiable w.r.t. the weights.
+        """
         raise NotImplementedError
 
     def bind(self, inputs: Mapping[str, Tensor]) -> ForwardFn:
@@ -113,9 +122,16 @@ class EncodeFuseView(EmbeddingView):
     def __init__(self, adapter: Any) -> None:
         self.adapter = adapter
 
-    def encode_with_logits(self, inputs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
+    def encode(self, inputs: Mapping[str, Tensor], *, grad: bool = False) -> dict[str, Tensor]:
+        if grad:
+            return dict(self.adapter.encode(inputs))
         with torch.no_grad():
-            emb = {m: e.detach() for m, e in self.adapter.encode(inputs).items()}
+            return {m: e.detach() for m, e in self.adapter.encode(inputs).items()}
+
+    def encode_with_logits(self, inputs: Mapping[str, Tensor], *, grad: bool = False
+                           ) -> tuple[dict[str, Tensor], Tensor]:
+        emb = self.encode(inputs, grad=grad)
+        with contextlib.nullcontext() if grad else torch.no_grad():
             return emb, self.adapter.fuse(emb)
 
     def bind(self, inputs: Mapping[str, Tensor]) -> ForwardFn:
@@ -137,16 +153,19 @@ class HookView(EmbeddingView):
     def describe(self) -> dict[str, Any]:
         return {"via": self.kind, "layers": dict(self.layers)}
 
-    def encode_with_logits(self, inputs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
+    def encode_with_logits(self, inputs: Mapping[str, Tensor], *, grad: bool = False
+                           ) -> tuple[dict[str, Tensor], Tensor]:
         batch = next(iter(inputs.values())).shape[0]
         seen: dict[str, list[Any]] = {m: [] for m in self.modules}
         handles = []
         for m, module in self.modules.items():
-            def hook(mod: nn.Module, args: tuple[Any, ...], output: Any, m: str = m) -> None:
+            def hook(mod: nn.Module, args: tuple[Any, ...], output: Any, m: str = m) -> Any:
                 seen[m].append(output)
+                # the model goes on with a copy: in-place operations after the module leave the record intact
+                return output.clone() if isinstance(output, Tensor) else None
             handles.append(module.register_forward_hook(hook))
         try:
-            with torch.no_grad():
+            with contextlib.nullcontext() if grad else torch.no_grad():
                 logits = self.adapter(inputs)
         finally:
             for h in handles:
@@ -167,7 +186,8 @@ class HookView(EmbeddingView):
                                      f"per-sample rows for a batch of {batch}",
                                      hint="name a module whose output has the batch as its first axis")
             self._rows[m] = emb.shape[0] // batch
-            out[m] = emb.detach().reshape((batch, -1) + tuple(emb.shape[1:])) if self._rows[m] > 1 else emb.detach()
+            emb = emb if grad else emb.detach()
+            out[m] = emb.reshape((batch, -1) + tuple(emb.shape[1:])) if self._rows[m] > 1 else emb
         return out, logits
 
     def bind(self, inputs: Mapping[str, Tensor]) -> ForwardFn:
@@ -194,7 +214,7 @@ class HookView(EmbeddingView):
                 value = embeddings[m]
                 if self._rows.get(m, 1) > 1:
                     value = value.reshape((-1,) + tuple(value.shape[2:]))
-                patch(module, constant_forward(value))
+                patch(module, constant_forward(value.clone()))  # in-place operations must not touch the input
             yield
 
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 from typer._click.core import ParameterSource  # typer 0.29 bundles click
 import typer
 
+from ..attribution.hooks import parse_embedding_layers
 from ..errors import UsageError
 from ..models import parse_model_args
 from ..training import TrainConfig, TrainingInterrupted, TrainResult, finetune
@@ -54,6 +55,11 @@ def finetune_command(
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the interrupted run in this directory with its saved settings.")] = None,
     output: OutputOpt = None,
     modalities: ModalitiesOpt = None,
+    embedding_layer: Annotated[Optional[str], typer.Option(
+        "--embedding-layer", help="For plug-in models without encode/fuse: the module whose output is each "
+                                  "modality's embedding, e.g. audio=audio_net,visual=visual_net (used by "
+                                  "-r attribution at --level embedding, -r ogm-ge, -r modality-dropout and "
+                                  "the validation shares).")] = None,
     model_arg: ModelArgOpt = None,
     trust_checkpoint: TrustOpt = False,
     skip_bad: SkipBadOpt = False,
@@ -66,6 +72,7 @@ def finetune_command(
     Examples:
     [bold]mmbalance finetune -m av-tiny -d synthetic:av-dominance -o runs/plain --epochs 5[/]
     [bold]mmbalance finetune -m av-tiny -d data/avd -c runs/plain/best.pt -o runs/attr -r attribution --lambda 1[/]
+    [bold]mmbalance finetune -m my_net.py:build -d data/avd -o runs/ogm -r ogm-ge --embedding-layer audio=audio_net,visual=visual_net[/]
     [bold]mmbalance finetune --resume runs/attr[/]   (after Ctrl-C)
     [bold]torchrun --nproc_per_node 2 -m mmbalance finetune ...[/]   (DistributedDataParallel)
     """
@@ -90,7 +97,8 @@ def finetune_command(
         config = TrainConfig(
             model=str(model), data=str(data), out=str(out), checkpoint=str(checkpoint) if checkpoint else None,
             trust_checkpoint=trust_checkpoint, model_args=parse_model_args(model_arg or []),
-            modalities=split_list(modalities), output=parse_output(output), epochs=epochs, lr=lr,
+            modalities=split_list(modalities), output=parse_output(output),
+            embedding_layers=parse_embedding_layers(embedding_layer), epochs=epochs, lr=lr,
             weight_decay=weight_decay, batch_size=batch_size, scheduler=scheduler, seed=seed, device=device,
             regularizer=regularizer, lambda_=lambda_, attribution=attribution, attr_steps=attr_steps, level=level,
             pool=pool, penalty=penalty, target=target, scope=scope, lambda_warmup=lambda_warmup, alpha=alpha, p=p,

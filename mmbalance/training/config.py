@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import math
 from typing import Any, Mapping, Sequence
 
+from ..attribution.hooks import EMBEDDING_LAYER_HINT, parse_embedding_layers
 from ..errors import UsageError
 from .differentiable import ATTRIBUTIONS, LEVELS, PENALTIES, POOLS
 
@@ -93,6 +94,7 @@ class TrainConfig:
     model_args: dict[str, Any] = field(default_factory=dict)
     modalities: list[str] | None = None
     output: str | int | None = None
+    embedding_layers: dict[str, str] | None = None
     epochs: int = 10
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -154,6 +156,16 @@ class TrainConfig:
         if str(self.device).split(":")[0].strip().lower() not in DEVICES:
             raise UsageError(f"unknown --device {self.device!r}", hint="use one of auto, cpu, cuda")
         parse_target(self.target, modalities)
+        layers = parse_embedding_layers(self.embedding_layers)
+        if modalities is not None and layers:
+            unknown = [m for m in layers if m not in modalities]
+            if unknown:
+                raise UsageError(f"--embedding-layer names unknown modality {', '.join(unknown)}",
+                                 hint=f"the data has {', '.join(modalities)}")
+            missing = [m for m in modalities if m not in layers]
+            if missing:
+                raise UsageError(f"--embedding-layer names no module for {', '.join(missing)}",
+                                 hint=EMBEDDING_LAYER_HINT)
         if modalities is not None:
             unknown = [m for m in self.zero_modalities if m not in modalities]
             if unknown:

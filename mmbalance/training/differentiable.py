@@ -32,19 +32,21 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from ..attribution.hooks import EmbeddingView
 from ..attribution.integrated_gradients import quadrature
 from ..errors import UsageError
 
 if TYPE_CHECKING:
     from ..models.adapter import ModelAdapter
 
-__all__ = ["ATTRIBUTIONS", "LEVELS", "PENALTIES", "POOLS", "AttributionSpec", "attribute", "frozen_norm_stats",
-           "modality_scores", "pool_scores", "share_penalty", "soft_shares"]
+__all__ = ["ATTRIBUTIONS", "LEVELS", "PENALTIES", "POOLS", "AttributionSpec", "attribute",
+           "double_backward_attention", "frozen_norm_stats", "modality_scores", "pool_scores", "share_penalty",
+           "soft_shares"]
 
 ATTRIBUTIONS = ("gradxinput", "ig")
 LEVELS = ("embedding", "input")
@@ -214,15 +216,58 @@ def frozen_norm_stats(module: nn.Module) -> Iterator[None]:
                 m.num_batches_tracked.copy_(tracked)
 
 
+@contextlib.contextmanager
+def double_backward_attention(enabled: bool = True) -> Iterator[None]:
+    """Inside this block ``scaled_dot_product_attention`` uses its math kernel (when ``enabled``).
+
+    The fused kernels (flash, memory-efficient, the CPU one) have no derivative of their
+    backward, so a graph built with ``create_graph=True`` through them cannot be
+    back-propagated again. The math kernel is plain differentiable operations. The
+    setting is restored when the block ends; nothing changes outside it.
+
+    Example:
+        >>> with double_backward_attention():
+        ...     pass
+    """
+    if not enabled:
+        yield
+        return
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel(SDPBackend.MATH):
+        yield
+
+
+def _with_rest(fn: DictFn, rest: Mapping[str, Tensor]) -> DictFn:
+    """``fn`` over the attributed points, with the other inputs (``rest``) passed along, repeated
+    to as many rows as the points have (IG stacks its steps along the batch)."""
+    if not rest:
+        return fn
+    batch = next(iter(rest.values())).shape[0]
+
+    def call(points: dict[str, Tensor]) -> Tensor:
+        rows = next(iter(points.values())).shape[0]
+        copies = rows // batch if batch else 1
+        extra = {k: v.repeat((copies,) + (1,) * (v.dim() - 1)) if copies > 1 and v.dim() else v
+                 for k, v in rest.items()}
+        return fn({**extra, **points})
+
+    return call
+
+
 def modality_scores(adapter: ModelAdapter, inputs: Mapping[str, Tensor], target: Tensor, spec: AttributionSpec, *,
                     create_graph: bool = False, embeddings: Mapping[str, Tensor] | None = None,
-                    logits: Tensor | None = None, forward: DictFn | None = None) -> Tensor:
+                    logits: Tensor | None = None, forward: DictFn | None = None,
+                    view: EmbeddingView | None = None) -> Tensor:
     """Pooled per-sample modality scores ``(B, M)`` of a :class:`~mmbalance.models.ModelAdapter`.
 
-    At the embedding level ``embeddings`` (and the ``logits`` they produced) may be passed
-    to reuse a training forward pass; at the input level ``forward`` may replace
-    ``adapter`` (e.g. with some weights detached). Extra forward passes in training mode
-    leave batch-norm statistics unchanged.
+    At the embedding level ``view`` says how the embeddings are reached (built-in
+    ``encode``/``fuse`` when ``None``, or forward hooks on named modules, see
+    :func:`mmbalance.attribution.hooks.embedding_view`); ``embeddings`` (and the ``logits``
+    they produced) may be passed to reuse a training forward pass. At the input level
+    ``forward`` may replace ``adapter`` (e.g. with some weights detached); only the
+    adapter's modalities are attributed, other entries of ``inputs`` are passed along
+    untouched. Extra forward passes in training mode leave batch-norm statistics unchanged.
 
     Example:
         >>> from mmbalance.models import load_model
@@ -231,16 +276,24 @@ def modality_scores(adapter: ModelAdapter, inputs: Mapping[str, Tensor], target:
         >>> modality_scores(m, x, torch.tensor([0, 1]), AttributionSpec()).shape
         torch.Size([2, 2])
     """
-    modalities = tuple(adapter.modalities)
+    model: Any = adapter  # a ModelAdapter (encode/fuse are only used without a view)
+    modalities = tuple(model.modalities)
     with torch.enable_grad(), frozen_norm_stats(adapter):
         if spec.level == "embedding":
-            emb = dict(embeddings) if embeddings is not None else adapter.encode(inputs)
+            if view is None:
+                emb = dict(embeddings) if embeddings is not None else model.encode(inputs)
+                fuse: DictFn = model.fuse
+            else:
+                emb = dict(embeddings) if embeddings is not None else view.encode(inputs, grad=create_graph)
+                fuse = view.bind(inputs)
             reuse = logits if spec.method == "gradxinput" and embeddings is not None else None
-            maps = attribute(adapter.fuse, emb, target, method=spec.method, steps=spec.steps,
+            maps = attribute(fuse, emb, target, method=spec.method, steps=spec.steps,
                              create_graph=create_graph, logits=reuse)
         else:
             fn = forward if forward is not None else adapter
-            x = {m: t.detach().requires_grad_(True) for m, t in inputs.items()}
-            maps = attribute(fn, x, target, method=spec.method, steps=spec.steps, create_graph=create_graph)
+            x = {m: inputs[m].detach().requires_grad_(True) for m in modalities}
+            rest = {k: t for k, t in inputs.items() if k not in x}
+            maps = attribute(_with_rest(fn, rest), x, target, method=spec.method, steps=spec.steps,
+                             create_graph=create_graph)
     scores = pool_scores(maps, modalities, spec.pool)
     return scores if create_graph else scores.detach()

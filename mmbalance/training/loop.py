@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DistributedSampler
 
+from ..attribution.hooks import EmbeddingView
 from ..data import MultimodalDataset, load_dataset, make_loader
 from ..device import resolve_device
 from ..distributed import ShardSampler, all_reduce_sum, barrier, init_distributed, shutdown_distributed
@@ -46,6 +47,7 @@ from ..progress import progress_bar
 from ..reproducibility import deterministic_mode
 from .config import TrainConfig
 from .differentiable import AttributionSpec, modality_scores, share_penalty, soft_shares
+from .embeddings import training_view
 from .regularizers import Regularizer, build_regularizer, fusion_parameters
 from .resume import RESUME_FILE, RUN_FILE, capture_rng, load_resume, restore_rng, save_resume
 
@@ -117,11 +119,13 @@ def zero_modalities(inputs: Mapping[str, Tensor], names: Sequence[str]) -> dict[
 
 def evaluate(adapter: ModelAdapter, dataset: MultimodalDataset, *, batch_size: int, device: torch.device,
              spec: AttributionSpec | None = None, target: Sequence[float] | None = None, penalty: str = "l2",
-             zero: Sequence[str] = (), amp: bool = False) -> dict[str, Any]:
+             zero: Sequence[str] = (), amp: bool = False, view: EmbeddingView | None = None) -> dict[str, Any]:
     """Mean cross-entropy, accuracy and (with ``spec``) modality shares of ``adapter`` on ``dataset``.
 
     Shares are the mean per-sample shares of the true-class attribution measured as
-    ``spec`` says; with ``target`` the share penalty of those mean shares is returned
+    ``spec`` says (at the embedding level through ``view`` when given, see
+    :mod:`mmbalance.training.embeddings`; a model with no embeddings is measured at the
+    input level); with ``target`` the share penalty of those mean shares is returned
     too. Under torchrun each rank evaluates its shard and the sums are all-reduced, so
     every rank gets the single-process numbers.
 
@@ -133,7 +137,7 @@ def evaluate(adapter: ModelAdapter, dataset: MultimodalDataset, *, batch_size: i
     adapter.eval()
     modalities = tuple(adapter.modalities)
     sums = torch.zeros(3 + len(modalities), dtype=torch.float64)  # loss, correct, n, share sums
-    if spec is not None and spec.level == "embedding" and not adapter.has_embeddings:
+    if spec is not None and spec.level == "embedding" and view is None and not adapter.has_embeddings:
         spec = AttributionSpec(method=spec.method, level="input", steps=spec.steps, pool=spec.pool)
     loader = make_loader(dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset)))
     for batch in loader:
@@ -146,7 +150,8 @@ def evaluate(adapter: ModelAdapter, dataset: MultimodalDataset, *, batch_size: i
         sums[2] += batch.labels.shape[0]
         if spec is not None:
             with _autocast(device, amp):
-                scores = modality_scores(adapter, inputs, batch.labels, spec)
+                scores = modality_scores(adapter, inputs, batch.labels, spec,
+                                         view=view if spec.level == "embedding" else None)
             sums[3:] += soft_shares(scores.double()).sum(0).cpu()
     sums = all_reduce_sum(sums)
     adapter.train(was_training)
@@ -199,7 +204,7 @@ def _autocast(device: torch.device, enabled: bool) -> Any:
 def _make_optimizers(config: TrainConfig, adapter: ModelAdapter, regularizer: Regularizer
                      ) -> tuple[list[torch.optim.Optimizer], list[Any]]:
     if regularizer.fusion_scoped():
-        head = fusion_parameters(adapter)
+        head = fusion_parameters(adapter, regularizer.view)
         head_ids = {id(p) for p in head}
         rest = [p for p in adapter.parameters() if id(p) not in head_ids and p.requires_grad]
         groups = [rest, head] if rest else [head]
@@ -278,7 +283,8 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
                          trust_checkpoint=config.trust_checkpoint, model_args=dict(config.model_args),
                          num_classes=train_set.num_classes, modalities=modalities, output=config.output,
                          device=str(dev))
-    regularizer.check(adapter)
+    regularizer.check(adapter, training_view(adapter, config.embedding_layers,
+                                             needed_by=regularizer.needs_embeddings()))
     optimizers, schedulers = _make_optimizers(config, adapter, regularizer)
     amp = config.amp and dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp and not torch.cuda.is_bf16_supported())
@@ -358,7 +364,8 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
                 for sch in schedulers:
                     sch.step()
                 val = evaluate(adapter, val_set, batch_size=config.batch_size, device=dev, spec=spec, target=target,
-                               penalty=config.penalty, zero=config.zero_modalities, amp=amp)
+                               penalty=config.penalty, zero=config.zero_modalities, amp=amp,
+                               view=regularizer.view)
                 n = max(float(sums[2]), 1.0)
                 lam = regularizer.lambda_at(epoch)
                 row: dict[str, Any] = {

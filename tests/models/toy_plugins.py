@@ -101,3 +101,63 @@ class TrainState:
 
     def __init__(self, epoch: int) -> None:
         self.epoch = epoch
+
+
+# -- plug-ins without encode/fuse, fine-tuned with --embedding-layer (tests/training/test_plugins.py) --------
+
+
+class TwoBranchNet(nn.Module):
+    """A conv encoder per modality and a head that mixes them (tanh: not additive); any input size."""
+
+    def __init__(self, num_classes: int = 4, dim: int = 6) -> None:
+        super().__init__()
+        self.audio_net = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.Tanh(), nn.AdaptiveAvgPool2d(2),
+                                       nn.Flatten(), nn.Linear(12, dim))
+        self.visual_net = nn.Sequential(nn.Conv3d(3, 3, 3, padding=1), nn.Tanh(), nn.AdaptiveAvgPool3d((1, 2, 2)),
+                                        nn.Flatten(), nn.Linear(12, dim))
+        self.head = nn.Sequential(nn.Linear(2 * dim, 8), nn.Tanh(), nn.Linear(8, num_classes))
+
+    def forward(self, audio: Tensor, visual: Tensor) -> Tensor:
+        return self.head(torch.cat([self.audio_net(audio), self.visual_net(visual)], dim=1))
+
+
+class _Tokens(nn.Module):
+    """Average-pool a modality to a few positions, then project each position to a token ``(B, T, dim)``."""
+
+    def __init__(self, pool: nn.Module, channels: int, dim: int) -> None:
+        super().__init__()
+        self.pool = pool
+        self.proj = nn.Linear(channels, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(self.pool(x).flatten(2).transpose(1, 2))
+
+
+class AttentionNet(nn.Module):
+    """Tokens of both modalities mixed by one ``F.scaled_dot_product_attention`` layer, then a linear head."""
+
+    def __init__(self, num_classes: int = 4, dim: int = 8, heads: int = 2) -> None:
+        super().__init__()
+        self.heads = heads
+        self.audio_net = _Tokens(nn.AdaptiveAvgPool2d(2), 1, dim)
+        self.visual_net = _Tokens(nn.AdaptiveAvgPool3d((1, 2, 2)), 3, dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, audio: Tensor, visual: Tensor) -> Tensor:
+        tokens = torch.cat([self.audio_net(audio), self.visual_net(visual)], dim=1)  # (B, T, D)
+        b, t, d = tokens.shape
+        q, k, v = (z.reshape(b, t, self.heads, d // self.heads).transpose(1, 2)
+                   for z in self.qkv(tokens).chunk(3, dim=-1))
+        mixed = torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, t, d)
+        return self.head(torch.tanh(mixed + tokens).mean(dim=1))
+
+
+def build_two_branch(num_classes: int) -> nn.Module:
+    """TwoBranchNet (encoders ``audio_net``, ``visual_net``)."""
+    return TwoBranchNet(num_classes)
+
+
+def build_attention(num_classes: int) -> nn.Module:
+    """AttentionNet (encoders ``audio_net``, ``visual_net``; SDPA fusion)."""
+    return AttentionNet(num_classes)

@@ -16,6 +16,11 @@ optimizer of their own; the encoders learn from the cross-entropy alone. At the
 embedding level this uses the embeddings detached from the encoders; at the input
 level the attribution pass runs with the encoder weights detached.
 
+Plug-in models without ``encode``/``fuse`` name their encoders with ``--embedding-layer``:
+the embeddings are those modules' outputs (forward hooks), the "fusion" is every
+parameter outside them. The forward that the penalty differentiates twice runs
+``scaled_dot_product_attention`` on its math kernel, the only one with a double backward.
+
 Example:
     >>> from mmbalance.training import TrainConfig
     >>> cfg = TrainConfig(model="av-tiny", data="d", out="o", regularizer="attribution", lambda_=2.0,
@@ -33,9 +38,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...attribution.hooks import EmbeddingView
 from ...errors import UsageError
 from ..config import TrainConfig
-from ..differentiable import AttributionSpec, modality_scores, share_penalty, soft_shares
+from ..differentiable import AttributionSpec, double_backward_attention, modality_scores, share_penalty, soft_shares
 from .base import Regularizer, StepOutput, fusion_parameters, register_regularizer
 
 if TYPE_CHECKING:
@@ -62,12 +68,19 @@ class AttributionRegularizer(Regularizer):
         self._lambda = self.lambda_at(1)
         self._frozen_names: set[str] = set()
 
-    def check(self, adapter: nn.Module) -> None:
-        if self.spec.level == "embedding" and not getattr(adapter, "has_embeddings", False):
+    def needs_embeddings(self) -> str | None:
+        return "-r attribution at --level embedding" if self.spec.level == "embedding" else None
+
+    def check(self, adapter: nn.Module, view: EmbeddingView | None = None) -> None:
+        super().check(adapter, view)
+        view = self.view
+        if self.spec.level == "embedding" and view is None:
             raise UsageError(f"{type(getattr(adapter, 'model', adapter)).__name__} exposes no per-modality "
-                             "embeddings (encode/fuse)", hint="use --level input, or a built-in model")
+                             "embeddings (encode/fuse)",
+                             hint="name each modality's encoder with --embedding-layer audio=...,visual=..., "
+                                  "or use --level input")
         if self.scope == "fusion":
-            fusion_ids = {id(p) for p in fusion_parameters(adapter)}
+            fusion_ids = {id(p) for p in fusion_parameters(adapter, view)}
             self._frozen_names = {n for n, p in adapter.named_parameters() if id(p) not in fusion_ids}
 
     def begin_epoch(self, epoch: int, rank: int = 0) -> None:
@@ -102,16 +115,27 @@ class AttributionRegularizer(Regularizer):
             forward = with_frozen_encoders
         if embeddings is not None and self.scope == "fusion":
             embeddings = {m: e.detach() for m, e in embeddings.items()}
-        scores = modality_scores(adapter, inputs, labels, self.spec, create_graph=create_graph,
-                                 embeddings=embeddings, logits=logits, forward=forward)
+        with double_backward_attention(create_graph):
+            scores = modality_scores(adapter, inputs, labels, self.spec, create_graph=create_graph,
+                                     embeddings=embeddings, logits=logits, forward=forward, view=self.view)
         shares = soft_shares(scores.float())
         return share_penalty(shares, self.target, self.kind), shares
 
     def step(self, adapter: ModelAdapter, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
+        # The penalty runs its own forward under the math attention kernel, except where it differentiates
+        # this step's forward itself (gradxinput on the attached embeddings): then the whole step does.
+        reuses_forward = self.spec.level == "embedding" and self.spec.method == "gradxinput" and self.scope == "all"
+        with double_backward_attention(self._lambda > 0 and reuses_forward):
+            return self._step(adapter, inputs, labels)
+
+    def _step(self, adapter: ModelAdapter, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
         lam = self._lambda
         if self.spec.level == "embedding":
-            embeddings = adapter.encode(inputs)
-            logits = adapter.fuse(embeddings)
+            view = self.embedding_view(adapter)
+            if view is None:
+                raise UsageError(f"{type(getattr(adapter, 'model', adapter)).__name__} exposes no per-modality "
+                                 "embeddings", hint="name each modality's encoder with --embedding-layer")
+            embeddings, logits = view.encode_with_logits(inputs, grad=True)
         else:
             embeddings = None
             logits = adapter(inputs)

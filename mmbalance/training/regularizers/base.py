@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...attribution.hooks import EmbeddingView, EncodeFuseView, HookView
 from ...errors import UsageError
 from ..config import TrainConfig
 
@@ -60,9 +61,26 @@ class Regularizer:
         self.modalities = tuple(modalities)
         self.epoch = 0
         self.rank = 0
+        self.view: EmbeddingView | None = None
 
-    def check(self, adapter: nn.Module) -> None:
-        """Raise :class:`UsageError` when the model cannot be trained this way."""
+    def needs_embeddings(self) -> str | None:
+        """What needs per-modality embeddings (e.g. ``"-r ogm-ge"``), or ``None`` when this method works without."""
+        return None
+
+    def check(self, adapter: nn.Module, view: EmbeddingView | None = None) -> None:
+        """Raise :class:`UsageError` when the model cannot be trained this way; keep ``view``.
+
+        ``view`` reaches the model's per-modality embeddings (see
+        :mod:`mmbalance.training.embeddings`); ``None``: a built-in model's encode/fuse, if any.
+        """
+        self.view = view
+        self.embedding_view(adapter)
+
+    def embedding_view(self, adapter: nn.Module) -> EmbeddingView | None:
+        """The view given to :meth:`check`, else the model's own encode/fuse (``None`` when it has none)."""
+        if self.view is None and getattr(adapter, "has_embeddings", False):
+            self.view = EncodeFuseView(adapter)
+        return self.view
 
     def begin_epoch(self, epoch: int, rank: int = 0) -> None:
         """Called before each epoch (1-based) with this process's rank."""
@@ -131,19 +149,44 @@ def build_regularizer(config: TrainConfig, modalities: Sequence[str]) -> Regular
     return cls(config, modalities)
 
 
-def fusion_parameters(adapter: nn.Module) -> list[nn.Parameter]:
-    """The fusion head's (and classifier's) parameters: ``model.fusion`` of a built-in model."""
+def _hooked_modules(view: EmbeddingView | None) -> dict[str, nn.Module] | None:
+    return dict(view.modules) if isinstance(view, HookView) else None
+
+
+def fusion_parameters(adapter: nn.Module, view: EmbeddingView | None = None) -> list[nn.Parameter]:
+    """The fusion head's (and classifier's) parameters.
+
+    ``model.fusion`` of a built-in model; with a hook view (``--embedding-layer``) every
+    trainable parameter outside the named encoder modules.
+    """
+    hooked = _hooked_modules(view)
+    if hooked is not None:
+        inside = {id(p) for module in hooked.values() for p in module.parameters()}
+        rest = [p for p in adapter.parameters() if p.requires_grad and id(p) not in inside]
+        if not rest:
+            raise UsageError(f"every parameter of {type(getattr(adapter, 'model', adapter)).__name__} is inside the "
+                             "--embedding-layer modules, so there is no fusion head to train on its own",
+                             hint="use --scope all")
+        return rest
     fusion = getattr(getattr(adapter, "model", adapter), "fusion", None)
     if not isinstance(fusion, nn.Module):
         raise UsageError(f"{type(getattr(adapter, 'model', adapter)).__name__} has no `fusion` module",
-                         hint="--scope fusion needs a model with a fusion head (built-in models); use --scope all")
+                         hint="name the encoders with --embedding-layer (every other parameter is then the "
+                              "fusion head), or use --scope all")
     return [p for p in fusion.parameters() if p.requires_grad]
 
 
-def encoder_parameters(adapter: nn.Module) -> dict[str, list[nn.Parameter]]:
-    """Each modality's encoder parameters: ``model.encoders[modality]`` of a built-in model."""
+def encoder_parameters(adapter: nn.Module, view: EmbeddingView | None = None) -> dict[str, list[nn.Parameter]]:
+    """Each modality's encoder parameters.
+
+    ``model.encoders[modality]`` of a built-in model; with a hook view (``--embedding-layer``)
+    the parameters of the module named for each modality.
+    """
+    hooked = _hooked_modules(view)
+    if hooked is not None:
+        return {m: [p for p in module.parameters() if p.requires_grad] for m, module in hooked.items()}
     encoders = getattr(getattr(adapter, "model", adapter), "encoders", None)
     if not isinstance(encoders, nn.ModuleDict):
         raise UsageError(f"{type(getattr(adapter, 'model', adapter)).__name__} has no per-modality `encoders`",
-                         hint="this regularizer needs a model with one encoder per modality (built-in models)")
+                         hint="name each modality's encoder module with --embedding-layer")
     return {m: [p for p in enc.parameters() if p.requires_grad] for m, enc in encoders.items()}

@@ -2,10 +2,10 @@
 
 With probability ``p`` a training sample has one modality, chosen uniformly, replaced by
 zeros, so the model cannot rely on any single stream always being there. Evaluation
-sees every modality. For models with per-modality embeddings (built-ins) the dropped
-modality's *embedding* is zeroed, as multimodal transformers drop tokens; zeroing raw
-inputs instead would also shift the encoders' batch-norm statistics away from what
-evaluation sees. Other models get their inputs zeroed. The draws come from a generator seeded from the run seed, the
+sees every modality. For models with per-modality embeddings (built-ins, or plug-ins with
+``--embedding-layer``) the dropped modality's *embedding* is zeroed, as multimodal
+transformers drop tokens; zeroing raw inputs instead would also shift the encoders'
+batch-norm statistics away from what evaluation sees. Other models get their inputs zeroed. The draws come from a generator seeded from the run seed, the
 epoch and the rank, so resumed and repeated runs draw the same masks.
 
 Example:
@@ -71,8 +71,9 @@ class ModalityDropout(Regularizer):
 
     def step(self, adapter: ModelAdapter, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
         keep = self.keep_mask(labels.shape[0])
-        if not getattr(adapter, "has_embeddings", False):
+        view = self.embedding_view(adapter)
+        if view is None:
             return super().step(adapter, self._apply(inputs, keep), labels)
-        logits = adapter.fuse(self._apply(adapter.encode(inputs), keep))
+        logits = view.bind(inputs)(self._apply(view.encode(inputs, grad=True), keep))
         loss = F.cross_entropy(logits.float(), labels)
         return StepOutput(logits=logits, loss=loss, task_loss=loss.detach())

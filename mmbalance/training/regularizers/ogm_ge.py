@@ -4,7 +4,9 @@ Peng et al., "Balanced Multimodal Learning via On-the-fly Gradient Modulation", 
 Each step measures how confidently each modality alone predicts the true class,
 ``s_m = sum_b softmax(logits_m)_b[y_b]`` with ``logits_m`` the modality's own part of the
 fused logits (its fusion columns for ``concat``/``sum``; otherwise the fused logits with
-the other embeddings set to zero). The most confident modality's encoder gradients are
+the other embeddings set to zero, see :func:`mmbalance.training.embeddings.branch_logits`).
+Plug-in models name their encoders with ``--embedding-layer``: the embeddings are those
+modules' outputs, the encoder parameters those modules' parameters. The most confident modality's encoder gradients are
 scaled down by ``1 - tanh(alpha * s_max / mean(s_others))`` and Gaussian noise with the
 gradient's own standard deviation is added to every encoder weight gradient (the
 "generalization enhancement"). With two modalities this is the published rule. As in
@@ -30,9 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...attribution.hooks import EmbeddingView
 from ...distributed import all_reduce_sum
 from ...errors import UsageError
 from ..config import TrainConfig
+from ..embeddings import branch_logits
 from .base import Regularizer, StepOutput, encoder_parameters, register_regularizer
 
 if TYPE_CHECKING:
@@ -55,10 +59,15 @@ class OGMGE(Regularizer):
         self.coeffs: dict[str, float] = {m: 1.0 for m in self.modalities}
         self._noise: torch.Generator | None = None
 
-    def check(self, adapter: nn.Module) -> None:
-        if not getattr(adapter, "has_embeddings", False):
-            raise UsageError("OGM-GE needs per-modality embeddings (encode/fuse)", hint="use a built-in model")
-        encoder_parameters(adapter)
+    def needs_embeddings(self) -> str | None:
+        return "-r ogm-ge"
+
+    def check(self, adapter: nn.Module, view: EmbeddingView | None = None) -> None:
+        super().check(adapter, view)
+        if self.view is None:
+            raise UsageError("OGM-GE needs per-modality embeddings (encode/fuse)",
+                             hint="name each modality's encoder with --embedding-layer audio=...,visual=...")
+        encoder_parameters(adapter, self.view)
 
     def begin_epoch(self, epoch: int, rank: int = 0) -> None:
         super().begin_epoch(epoch, rank)
@@ -74,28 +83,21 @@ class OGMGE(Regularizer):
         coeffs[self.modalities[top]] = 1.0 - math.tanh(self.alpha * max(ratio, 0.0))
         return coeffs
 
-    def _branch_logits(self, adapter: ModelAdapter, embeddings: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        if getattr(adapter, "has_branch_logits", False):
-            return adapter.branch_logits(embeddings)
-        out = {}
-        for m in self.modalities:
-            alone = {k: (e if k == m else torch.zeros_like(e)) for k, e in embeddings.items()}
-            out[m] = adapter.fuse(alone)
-        return out
-
     def step(self, adapter: ModelAdapter, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
-        embeddings = adapter.encode(inputs)
-        logits = adapter.fuse(embeddings)
+        view = self.embedding_view(adapter)
+        if view is None:
+            raise UsageError("OGM-GE needs per-modality embeddings", hint="name them with --embedding-layer")
+        embeddings, logits = view.encode_with_logits(inputs, grad=True)
         loss = F.cross_entropy(logits.float(), labels)
         with torch.no_grad():
-            parts = self._branch_logits(adapter, {m: e.detach() for m, e in embeddings.items()})
+            parts = branch_logits(adapter, view, inputs, embeddings)
             scores = torch.stack([F.softmax(parts[m].float(), dim=1).gather(1, labels.view(-1, 1)).sum()
                                   for m in self.modalities])
         self.coeffs = self.coefficients(all_reduce_sum(scores).cpu())
         return StepOutput(logits=logits, loss=loss, task_loss=loss.detach())
 
     def after_backward(self, adapter: nn.Module) -> None:
-        for modality, params in encoder_parameters(adapter).items():
+        for modality, params in encoder_parameters(adapter, self.embedding_view(adapter)).items():
             coeff = self.coeffs.get(modality, 1.0)
             for p in params:
                 if p.grad is None or p.grad.dim() < 2:
