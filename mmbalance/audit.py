@@ -36,7 +36,7 @@ from .device import resolve_device
 from .distributed import ShardSampler, all_reduce_sum, dist_info, gather_objects, init_distributed
 from .errors import ModelError, UsageError
 from .models import ModelAdapter, load_model
-from .models.hf import default_pass_through, is_hf_spec, load_hf_model
+from .models.hf import default_pass_through, hf_model_class, is_hf_spec
 from .progress import progress_bar
 from .results import AuditResult, MethodResult
 
@@ -190,7 +190,7 @@ def audit(
         dataset = with_pass_through(dataset, passed)
     else:
         if pass_through is None and is_hf_spec(model):  # known masks pass through by default (recorded in the JSON)
-            passed = default_pass_through(load_hf_model(model), dataset.modalities + dataset.extra_names)
+            passed = default_pass_through(hf_model_class(model), dataset.modalities + dataset.extra_names)
         dataset = with_pass_through(dataset, passed)
         adapter = load_model(model, checkpoint=checkpoint, trust_checkpoint=trust_checkpoint,
                              model_args=dict(model_args or {}), num_classes=dataset.num_classes,

@@ -117,7 +117,8 @@ def find_embedding_layers(adapter: nn.Module, inputs: Mapping[str, Tensor], toke
                     f"{name} has no nn.Embedding to attribute the token ids of {m!r} at")
             raise EstimatorError(what + " (integer inputs have no gradients)",
                                  hint=f"name the module that turns them into vectors: --embedding-layer "
-                                      f"{m}=dotted.path (see print(model)), or give {m!r} as floats")
+                                      f"{m}=dotted.path (see print(model)); --pass-through {m} if it is a mask "
+                                      f"or lengths; or give {m!r} as floats")
         raise EstimatorError(f"{len(found)} embeddings of {name} receive the token ids of {m!r}: "
                              f"{', '.join(found)}", hint=f"name one: --embedding-layer {m}={found[0]}")
     return out

@@ -45,8 +45,12 @@ def _transformers() -> Any:
     return transformers
 
 
-def load_hf_model(spec: str) -> nn.Module:
-    """The model saved in ``hf:DIR``, of the class its config names, in eval mode; never downloads."""
+def hf_model_class(spec: str) -> Any:
+    """The ``transformers`` class that ``hf:DIR``'s config names (nothing else is loaded)."""
+    return _class_and_path(spec)[0]
+
+
+def _class_and_path(spec: str) -> tuple[Any, Path]:
     path = Path(spec.strip()[len(HF_PREFIX):]).expanduser()
     if not str(path) or not path.is_dir():
         raise ModelError(f"{spec!r}: {path} is not a directory", hint="give hf:DIR with a model saved by "
@@ -66,15 +70,22 @@ def load_hf_model(spec: str) -> nn.Module:
     if cls is None:
         raise ModelError(f"{spec!r}: transformers {transformers.__version__} has no model class {names[0]}",
                          hint="install the transformers version the model was saved with")
+    return cls, path
+
+
+def load_hf_model(spec: str) -> nn.Module:
+    """The model saved in ``hf:DIR``, of the class its config names, in eval mode; never downloads."""
+    cls, path = _class_and_path(spec)
+    _transformers().utils.logging.disable_progress_bar()
     try:
         model = cls.from_pretrained(str(path), local_files_only=True)
     except Exception as err:  # noqa: BLE001
-        raise ModelError(f"{spec!r}: loading {names[0]} failed: {one_line(err)}") from err
+        raise ModelError(f"{spec!r}: loading {cls.__name__} failed: {one_line(err)}") from err
     return model.eval()
 
 
-def forward_names(model: nn.Module) -> tuple[str, ...]:
-    """The named parameters of ``model.forward``."""
+def forward_names(model: Any) -> tuple[str, ...]:
+    """The named parameters of ``model.forward`` (a model or a model class)."""
     params = inspect.signature(model.forward).parameters.values()
     return tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
@@ -90,7 +101,7 @@ def hf_modalities(model: nn.Module, available: Sequence[str], pass_through: Sequ
     return chosen
 
 
-def default_pass_through(model: nn.Module, available: Sequence[str]) -> tuple[str, ...]:
+def default_pass_through(model: Any, available: Sequence[str]) -> tuple[str, ...]:
     """Known masks that the dataset holds and ``forward`` takes (passed through by default)."""
     names = forward_names(model)
     return tuple(n for n in KNOWN_PASS_THROUGH if n in available and n in names)
