@@ -186,6 +186,9 @@ def audit(
         model_name = type(adapter.model).__name__
         if passed and adapter.pass_through and passed != adapter.pass_through:
             raise UsageError(f"pass_through={list(passed)} differs from the adapter's {list(adapter.pass_through)}")
+        if passed and not adapter.pass_through:  # the same model, now given its pass-through inputs
+            adapter = ModelAdapter(adapter.model, adapter.modalities, call=adapter.call_style, output=adapter.output,
+                                   num_classes=adapter.num_classes, pass_through=passed).to(dev).eval()
         passed = passed or adapter.pass_through
         dataset = with_pass_through(dataset, passed)
     else:
