@@ -17,7 +17,8 @@ from mmbalance.attribution.shares import scores_to_shares
 from mmbalance.audit import audit
 from mmbalance.cli import app
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "models"))
+if os.path.join(os.path.dirname(__file__), "models") not in sys.path:
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "models"))
 import real_plugins as rp  # noqa: E402
 
 PLUGINS = os.path.join(os.path.dirname(__file__), "models", "real_plugins.py")
@@ -200,3 +201,13 @@ def test_python_api_takes_pass_through(token_file):
     r = audit(f"{PLUGINS}:build_text_tabular", str(token_file), pass_through=["attention_mask"], methods=["ig"],
               steps=STEPS, bootstrap=0, progress=False)
     assert_shares(r.methods["ig"].shares, captum_text_tabular(rp.TextTabular(3)))
+
+
+def test_every_estimator_and_the_mean_baseline_run_at_the_mixed_level(token_file):
+    doc = audit_json("--model", f"{PLUGINS}:build_text_tabular", "--data", token_file, "--pass-through",
+                     "attention_mask", "--method", "ig,gradxinput,permutation", "--baseline", "mean",
+                     "--tolerance", "0.05", "--batch-size", "3")
+    for name in ("ig", "gradxinput", "permutation"):
+        shares = doc["methods"][name]["shares"]
+        assert set(shares) == {"text", "tabular"} and abs(sum(shares.values()) - 1) < 1e-6
+    assert doc["methods"]["ig"]["params"]["token_ids"]["text"]["pad_id"] == 0

@@ -51,17 +51,22 @@ def integer_modalities(inputs: Mapping[str, Tensor], modalities: Sequence[str]) 
 
 
 def resolve_pad_id(model: nn.Module, pad_id: int | None) -> int:
-    """``pad_id`` when given, else the model config's ``pad_token_id`` when it has one, else 0."""
+    """``pad_id`` when given, else the model config's ``pad_token_id`` when it has one, else 0.
+
+    The config is the model's own or, for a wrapper, that of the first submodule with one (its
+    ``text_config`` too, as CLIP keeps it there).
+    """
     if pad_id is not None:
         if not isinstance(pad_id, int) or isinstance(pad_id, bool) or pad_id < 0:
             raise UsageError(f"--pad-id must be a non-negative token id, got {pad_id!r}")
         return pad_id
     root = getattr(model, "model", model)
-    config = getattr(root, "config", None)
-    for cfg in (config, getattr(config, "text_config", None)):
-        value = getattr(cfg, "pad_token_id", None)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
+    for module in root.modules():  # the model's own config first, then a wrapped model's
+        config = getattr(module, "config", None)
+        for cfg in (config, getattr(config, "text_config", None)):
+            value = getattr(cfg, "pad_token_id", None)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                return value
     return 0
 
 

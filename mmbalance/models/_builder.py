@@ -179,6 +179,11 @@ def create_model(spec: str, *, num_classes: int | None = None, model_args: dict[
         >>> m.num_classes
         5
     """
+    if is_hf_spec(spec):
+        if model_args:
+            raise UsageError(f"model {spec!r}: --model-arg does not apply to a saved Hugging Face model",
+                             hint="change its config.json instead")
+        return load_hf_model(spec)
     fn = resolve_factory(spec)
     kwargs = dict(model_args or {})
     sig = _signature(fn)
@@ -247,14 +252,12 @@ def load_model(spec: str, *, checkpoint: str | os.PathLike[str] | None = None, t
         >>> m.modalities, m.training
         (('audio', 'visual'), False)
     """
+    model = create_model(spec, num_classes=num_classes, model_args=model_args)
     if is_hf_spec(spec):
-        model = load_hf_model(spec)
         if modalities is None:
             raise ModelError(f"model {spec!r}: its modalities come from the dataset's input names",
                              hint="give a dataset (or --modalities) naming forward's inputs, e.g. input_ids")
         modalities = hf_modalities(model, modalities, pass_through)
-    else:
-        model = create_model(spec, num_classes=num_classes, model_args=model_args)
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, trust=trust_checkpoint)
     own = model_input_names(model)

@@ -125,9 +125,10 @@ def build_clip_match(path: str) -> nn.Module:
         def __init__(self) -> None:
             super().__init__()
             self.clip = load_hf_model(f"hf:{path}")
+            self.pixels = nn.Identity()  # only for the test's captum reference (LIG on the pixels as a layer)
 
         def forward(self, input_ids: Tensor, pixel_values: Tensor, attention_mask: Tensor) -> Tensor:
-            out = self.clip(input_ids=input_ids, pixel_values=pixel_values, attention_mask=attention_mask)
+            out = self.clip(input_ids=input_ids, pixel_values=self.pixels(pixel_values), attention_mask=attention_mask)
             s = (out.image_embeds * out.text_embeds).sum(-1) * self.clip.logit_scale.exp()
             return torch.stack([-s, s], 1)
 

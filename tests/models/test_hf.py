@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 from captum.attr import IntegratedGradients as CaptumIG
+from captum.attr import LayerIntegratedGradients
 from typer.testing import CliRunner
 
 from mmbalance.attribution.shares import scores_to_shares
@@ -17,7 +18,8 @@ from mmbalance.errors import ModelError
 from mmbalance.models.hf import load_hf_model
 
 pytest.importorskip("transformers")
-sys.path.insert(0, os.path.dirname(__file__))
+if os.path.dirname(__file__) not in sys.path:
+    sys.path.insert(0, os.path.dirname(__file__))
 import real_plugins as rp  # noqa: E402
 
 PLUGINS = os.path.join(os.path.dirname(__file__), "real_plugins.py")
@@ -94,6 +96,20 @@ def test_clip_with_a_few_lines_of_wrapper(clip):
         "clip.text_model.embeddings.token_embedding"
     shares = doc["methods"]["shapley"]["shares"]
     assert abs(sum(shares.values()) - 1) < 1e-6 and set(shares) == {"input_ids", "pixel_values"}
+    # captum's LayerIntegratedGradients on the token embedding (and the pixels), the mask as an extra argument
+    model = rp.build_clip_match(str(model_dir)).eval()
+    d = torch.load(data)["inputs"]
+    ids, pixels, mask = d["input_ids"], d["pixel_values"], d["attention_mask"]
+    with torch.no_grad():
+        target = model(ids, pixels, mask).argmax(1)
+    lig = LayerIntegratedGradients(model, [model.clip.text_model.embeddings.token_embedding, model.pixels])
+    attrs = lig.attribute((ids, pixels), baselines=(torch.full_like(ids, 1), torch.zeros_like(pixels)), target=target,
+                          additional_forward_args=(mask,), n_steps=8)
+    scores = torch.stack([a.abs().flatten(1).sum(1) for a in attrs], 1)
+    want = dict(zip(["input_ids", "pixel_values"], scores_to_shares(scores).mean(0).tolist()))
+    assert doc["methods"]["ig"]["params"]["token_ids"]["input_ids"]["pad_id"] == 1  # CLIP's config pad_token_id
+    for m in want:
+        assert doc["methods"]["ig"]["shares"][m] == pytest.approx(want[m], abs=1e-3)
 
 
 def test_explicit_pass_through_replaces_the_default(vilt):
