@@ -193,7 +193,8 @@ def audit(
         dataset = with_pass_through(dataset, passed)
     else:
         if pass_through is None and is_hf_spec(model):  # known masks pass through by default (recorded in the JSON)
-            passed = default_pass_through(hf_model_class(model), dataset.modalities + dataset.extra_names)
+            passed = default_pass_through(hf_model_class(model), (*dataset.modalities, *dataset.extra_names,
+                                                                    *getattr(dataset, "unused_inputs", {})))
         dataset = with_pass_through(dataset, passed)
         adapter = load_model(model, checkpoint=checkpoint, trust_checkpoint=trust_checkpoint,
                              model_args=dict(model_args or {}), num_classes=dataset.num_classes,

@@ -76,7 +76,7 @@ def _same(ids: Tensor, seen: Any) -> bool:
     if seen is ids:
         return True
     return (seen.numel() == ids.numel() and not seen.is_floating_point() and seen.device == ids.device
-            and torch.equal(seen.reshape(-1), ids.reshape(-1)))
+            and torch.equal(seen.reshape(-1).long(), ids.reshape(-1).long()))
 
 
 def find_embedding_layers(adapter: nn.Module, inputs: Mapping[str, Tensor], tokens: Sequence[str],

@@ -93,34 +93,41 @@ def with_pass_through(dataset: MultimodalDataset, names: Sequence[str],
     of the modalities). A :class:`DataError` names what the dataset has when one is missing.
     """
     names = tuple(names)
-    if not names:
-        if modalities is None:
-            return dataset
-        return _PassThroughView(dataset, select_modalities(dataset.modalities, modalities,
-                                                           where=dataset.location), (), ())
-    if isinstance(dataset, TensorMultimodalDataset) and any(n in dataset.unused_inputs for n in names):
-        # a file input left out by --modalities: bring it back as a pass-through
-        extra = dict(dataset.extra)
-        extra.update({n: dataset.unused_inputs[n] for n in names if n in dataset.unused_inputs})
-        dataset = TensorMultimodalDataset({m: dataset.inputs[m] for m in dataset.modalities}, dataset.labels,
-                                          classes=dataset.classes, source=dataset.source, split=dataset.split,
-                                          location=dataset.location, extra=extra)
-    kept = [n for n in names if n in dataset.extra_names]
-    moved = [n for n in names if n not in kept and n in dataset.modalities]
-    missing = [n for n in names if n not in kept and n not in moved]
-    if missing:
-        have = list(dataset.modalities) + list(dataset.extra_names)
-        raise DataError(f"--pass-through {', '.join(missing)}: {dataset.location} has no such input "
-                        f"(it has {', '.join(have) or 'none'})",
-                        hint='store masks and lengths under the file\'s "extra" key or among its inputs')
-    rest = tuple(m for m in dataset.modalities if m not in moved)
+    if not names and modalities is None:
+        return dataset
     if modalities is not None:
         clash = [m for m in modalities if m in names]
         if clash:
             raise UsageError(f"{', '.join(clash)} cannot be both a modality and a pass-through input")
+    if isinstance(dataset, TensorMultimodalDataset):  # re-split the tensors themselves: no second read per batch
+        pool = {**dataset.unused_inputs, **dataset.inputs}
+        _check_present(dataset, names, set(pool) | set(dataset.extra))
+        extra = ({n: dataset.extra[n] if n in dataset.extra else pool[n] for n in names} if names
+                 else dict(dataset.extra))
+        rest = tuple(m for m in dataset.modalities if m not in names)
+        if not rest:
+            raise UsageError("every input is a pass-through: no modality is left to attribute",
+                             hint="leave the modalities out of --pass-through")
+        return TensorMultimodalDataset({m: dataset.inputs[m] for m in rest}, dataset.labels, classes=dataset.classes,
+                                       modalities=modalities, source=dataset.source, split=dataset.split,
+                                       location=getattr(dataset, "_location", None), extra=extra)
+    kept = [n for n in names if n in dataset.extra_names]
+    moved = [n for n in names if n not in kept]
+    _check_present(dataset, names, set(dataset.modalities) | set(dataset.extra_names))
+    rest = tuple(m for m in dataset.modalities if m not in moved)
+    if modalities is not None:
         rest = select_modalities(rest, modalities, where=dataset.location)
     if not rest:
         raise UsageError("every input is a pass-through: no modality is left to attribute",
                          hint="leave the modalities out of --pass-through")
     return _PassThroughView(dataset, rest, moved, kept)
 
+
+def _check_present(dataset: MultimodalDataset, names: Sequence[str], have: set[str]) -> None:
+    missing = [n for n in names if n not in have]
+    if missing:
+        listed = [m for m in (*dataset.modalities, *dataset.extra_names) if m in have] + sorted(
+            have - set(dataset.modalities) - set(dataset.extra_names))
+        raise DataError(f"--pass-through {', '.join(missing)}: {dataset.location} has no such input "
+                        f"(it has {', '.join(listed) or 'none'})",
+                        hint='store masks and lengths under the file\'s "extra" key or among its inputs')

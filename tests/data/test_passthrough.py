@@ -53,3 +53,23 @@ def test_errors(tmp_path):
     with pytest.raises(UsageError, match="twice|repeats"):
         parse_pass_through("a,a")
     assert parse_pass_through(None) == () and parse_pass_through("a, b") == ("a", "b")
+
+
+def test_any_dataset_class_can_move_an_input_to_pass_through():
+    from mmbalance.data import MultimodalDataset
+
+    class Listed(MultimodalDataset):
+        def __init__(self):
+            super().__init__(modalities=["a", "mask"], classes=["0", "1"], source="listed")
+
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            return {"a": torch.full((2,), float(i)), "mask": torch.tensor([1, i % 2])}, i % 2
+
+    view = with_pass_through(Listed(), ["mask"])
+    assert view.modalities == ("a",) and view.extra_names == ("mask",) and len(view) == 3
+    batch = next(iter_batches(view, batch_size=3))
+    assert set(batch.inputs) == {"a"} and batch.extra["mask"][:, 1].tolist() == [0, 1, 0]
+    assert view.sample_shapes() == {"a": (2,)}
