@@ -211,3 +211,12 @@ def test_every_estimator_and_the_mean_baseline_run_at_the_mixed_level(token_file
         shares = doc["methods"][name]["shares"]
         assert set(shares) == {"text", "tabular"} and abs(sum(shares.values()) - 1) < 1e-6
     assert doc["methods"]["ig"]["params"]["token_ids"]["text"]["pad_id"] == 0
+
+
+def test_python_api_with_an_adapter_built_without_pass_through(token_file):
+    from mmbalance.models import ModelAdapter
+    adapter = ModelAdapter(rp.TextTabular(3), ["text", "tabular"])
+    r = audit(adapter, str(token_file), pass_through="attention_mask", methods=["ig"], steps=STEPS, bootstrap=0,
+              progress=False)
+    assert r.extra["pass_through"] == ["attention_mask"]
+    assert_shares(r.methods["ig"].shares, captum_text_tabular(rp.TextTabular(3)))
