@@ -244,7 +244,7 @@ def audit(
         audit_extra["per_sample"] = outcome["per_sample"]
     if adapter.pass_through:
         audit_extra["pass_through"] = list(adapter.pass_through)
-    if adapter.call_style != "auto":
+    if adapter.call_style == "dict" or call != "auto":
         audit_extra["call"] = adapter.call_style
     return AuditResult(
         model=model_name,
