@@ -202,6 +202,10 @@ def audit(
                              pass_through=passed)
         model_name = model
         if adapter.modalities != dataset.modalities:  # hf: only the dataset inputs forward takes
+            if modalities is not None:
+                unknown = [m for m in dataset.modalities if m not in adapter.modalities]
+                raise ModelError(f"{type(adapter.model).__name__}.forward takes no input named "
+                                 f"{', '.join(unknown)}", hint="name --modalities as forward names its inputs")
             dataset = with_pass_through(dataset, (), adapter.modalities)
 
     shared_baseline = Baseline(baseline, seed=seed)

@@ -136,3 +136,18 @@ def test_missing_transformers_is_one_clear_line(monkeypatch, vilt):
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(ModelError, match=r"mmbalance\[hf\]"):
         load_hf_model(f"hf:{model_dir}")
+
+
+def test_dataset_inputs_forward_does_not_take_are_left_out_unless_named(vilt, tmp_path):
+    model_dir, data = vilt
+    d = torch.load(data)
+    d["inputs"]["caption_length"] = torch.randn(len(d["labels"]), 1)
+    path = tmp_path / "more.pt"
+    torch.save(d, path)
+    result, text = run("audit", "--model", f"hf:{model_dir}", "--data", path, "--method", "ablation", "--json",
+                       "--bootstrap", "0")
+    assert result.exit_code == 0, text
+    assert json.loads(result.stdout)["modalities"] == ["input_ids", "pixel_values"]
+    result, text = run("audit", "--model", f"hf:{model_dir}", "--data", path, "--quiet",
+                       "--modalities", "input_ids,pixel_values,caption_length")
+    assert result.exit_code == 2 and "no input named caption_length" in text, text
