@@ -220,3 +220,11 @@ def test_python_api_with_an_adapter_built_without_pass_through(token_file):
               progress=False)
     assert r.extra["pass_through"] == ["attention_mask"]
     assert_shares(r.methods["ig"].shares, captum_text_tabular(rp.TextTabular(3)))
+
+
+def test_the_table_says_where_token_ids_went_and_what_passed_through(token_file):
+    result, text = run("audit", "--model", f"{PLUGINS}:build_text_tabular", "--data", token_file, "--pass-through",
+                       "attention_mask", "--method", "ablation", "--bootstrap", "0")
+    assert result.exit_code == 0, text
+    assert "text: token ids attributed at emb (pad id 0)" in result.stdout
+    assert "passed through, not attributed: attention_mask" in result.stdout
