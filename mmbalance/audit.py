@@ -27,14 +27,16 @@ from .attribution import ShareAccumulator
 from .attribution.agreement import AgreementAccumulator
 from .attribution.base import Estimator, get_estimator_class
 from .attribution.baselines import BASELINES, Baseline, MeanAccumulator
-from .attribution.hooks import EmbeddingView, embedding_view, parse_embedding_layers
+from .attribution.hooks import EmbeddingView, parse_embedding_layers
+from .attribution.levels import LevelSpace, plan_space
 from .attribution.per_sample import PerSampleWriter, batch_columns, per_sample_format
 from .attribution.shares import ExtraAccumulator, poisson_weights
-from .data import MultimodalDataset, iter_batches, load_dataset, make_loader
+from .data import MultimodalDataset, iter_batches, load_dataset, make_loader, parse_pass_through, with_pass_through
 from .device import resolve_device
 from .distributed import ShardSampler, all_reduce_sum, dist_info, gather_objects, init_distributed
 from .errors import ModelError, UsageError
 from .models import ModelAdapter, load_model
+from .models.hf import default_pass_through, hf_model_class, is_hf_spec
 from .progress import progress_bar
 from .reproducibility import deterministic_mode
 from .results import AuditResult, MethodResult
@@ -86,7 +88,7 @@ def dataset_means(dataset: MultimodalDataset, *, batch_size: int, limit: int | N
     with progress_bar("dataset mean", total=total, unit="samples", enabled=progress) as advance:
         for batch in iter_batches(dataset, batch_size=batch_size, limit=limit):
             batch = batch.to(device)
-            acc.update(view.encode(batch.inputs) if view is not None else batch.inputs)
+            acc.update(view.encode({**batch.inputs, **batch.extra}) if view is not None else batch.inputs)
             advance(len(batch))
     return {m: t.to(device) for m, t in acc.compute().items()}
 
@@ -119,6 +121,9 @@ def audit(
     per_sample: str | os.PathLike[str] | None = None,
     seed: int = 0,
     deterministic: bool = False,
+    pass_through: str | Sequence[str] | None = None,
+    call: str = "auto",
+    pad_id: int | None = None,
 ) -> AuditResult:
     """Measure each modality's share of the model's decisions on ``data``.
 
@@ -135,6 +140,14 @@ def audit(
     ``bootstrap`` replicates give 95% intervals (0: none); ``per_sample`` writes one row per
     sample (``.csv`` or ``.parquet``); ``seed`` fixes every random draw; ``deterministic`` turns on
     deterministic algorithms (bit-identical results on CUDA, see :mod:`mmbalance.reproducibility`).
+
+    Real models: ``pass_through`` names inputs given to ``forward`` with each sample but never
+    attributed (``attention_mask``, ``lengths``; from the dataset's ``extra`` mapping or its
+    inputs); ``call`` is how ``forward`` is called (``auto``, ``positional``, ``keyword``,
+    ``dict``); integer modalities (token ids) are attributed at their embedding output (found
+    automatically or named in ``embedding_layers``) against ``pad_id`` sequences (default: the
+    model config's ``pad_token_id``, else 0). ``model="hf:DIR"`` loads a Hugging Face model
+    saved with ``save_pretrained``.
 
     Example:
         >>> r = audit("av-tiny", "synthetic:av-dominance?n_test=32", steps=4, progress=False,
@@ -161,8 +174,6 @@ def audit(
         raise UsageError(f"--bootstrap {bootstrap} is too few replicates for a 95% interval",
                          hint="use --bootstrap 200 (the default) or 0 to turn intervals off")
     layers = parse_embedding_layers(embedding_layers)
-    if layers and level != "embedding":
-        raise UsageError("--embedding-layer only applies at the embedding level", hint="add --level embedding")
     if per_sample is not None:
         per_sample_format(per_sample)
     started = time.perf_counter()
@@ -172,14 +183,33 @@ def audit(
         dev = torch.device("cuda", rank.local_rank)
     dataset = data if isinstance(data, MultimodalDataset) else load_dataset(
         data, split=split, modalities=modalities, default_split="test")
+    passed = parse_pass_through(pass_through)
     if isinstance(model, ModelAdapter):
         adapter = model.to(dev).eval()
         model_name = type(adapter.model).__name__
+        if passed and adapter.pass_through and passed != adapter.pass_through:
+            raise UsageError(f"pass_through={list(passed)} differs from the adapter's {list(adapter.pass_through)}")
+        if passed and not adapter.pass_through:  # the same model, now given its pass-through inputs
+            adapter = ModelAdapter(adapter.model, adapter.modalities, call=adapter.call_style, output=adapter.output,
+                                   num_classes=adapter.num_classes, pass_through=passed).to(dev).eval()
+        passed = passed or adapter.pass_through
+        dataset = with_pass_through(dataset, passed)
     else:
+        if pass_through is None and is_hf_spec(model):  # known masks pass through by default (recorded in the JSON)
+            passed = default_pass_through(hf_model_class(model), (*dataset.modalities, *dataset.extra_names,
+                                                                    *getattr(dataset, "unused_inputs", {})))
+        dataset = with_pass_through(dataset, passed)
         adapter = load_model(model, checkpoint=checkpoint, trust_checkpoint=trust_checkpoint,
                              model_args=dict(model_args or {}), num_classes=dataset.num_classes,
-                             modalities=dataset.modalities, output=output, device=str(dev))
+                             modalities=dataset.modalities, output=output, device=str(dev), call=call,
+                             pass_through=passed)
         model_name = model
+        if adapter.modalities != dataset.modalities:  # hf: only the dataset inputs forward takes
+            if modalities is not None:
+                unknown = [m for m in dataset.modalities if m not in adapter.modalities]
+                raise ModelError(f"{type(adapter.model).__name__}.forward takes no input named "
+                                 f"{', '.join(unknown)}", hint="name --modalities as forward names its inputs")
+            dataset = with_pass_through(dataset, (), adapter.modalities)
 
     shared_baseline = Baseline(baseline, seed=seed)
     ests = list(estimators) if estimators is not None else build_estimators(
@@ -187,16 +217,15 @@ def audit(
         repeats=repeats, seed=seed)
     for est in ests:
         est.check(adapter)
-    needs_view = any(est.level == "embedding" and not est.needs_model for est in ests)
-    view = embedding_view(adapter, layers) if needs_view else None
+    spaces = plan_spaces(adapter, dataset, ests, layers, pad_id, device=dev)
     if baseline == "mean" and estimators is None:
-        input_level = any(est.level == "input" and not est.needs_model for est in ests)
+        first = next(iter(spaces.values()), None)
         shared_baseline.means = dataset_means(dataset, batch_size=batch_size, limit=limit, device=dev,
-                                              view=None if input_level else view, progress=progress)
+                                              view=first.view if first is not None else None, progress=progress)
 
     with deterministic_mode(deterministic):
         outcome = run_audit(adapter, dataset, ests, batch_size=batch_size, limit=limit, target=target,
-                            device=dev, progress=progress, view=view,
+                            device=dev, progress=progress, spaces=spaces,
                             baseline=shared_baseline if estimators is None else None,
                             bootstrap=bootstrap, seed=seed, per_sample=per_sample)
     n = outcome["n"]
@@ -208,8 +237,8 @@ def audit(
         extra: dict[str, Any] = {"share_histogram": stats["histogram"]}
         extra.update(est.summarize(outcome["extras"][est.name].compute(), accuracy=accuracy))
         params = dict(est.params())
-        if est.level == "embedding" and view is not None and not est.needs_model:
-            params["embedding"] = view.describe()
+        if not est.needs_model and est.level in spaces:
+            params.update(spaces[est.level].describe())
         all_shares[est.name] = stats["shares"]
         method_results[est.name] = MethodResult(name=est.name, level=est.level, shares=stats["shares"],
                                                 scores=stats["scores"], per_class=stats["per_class"],
@@ -221,6 +250,10 @@ def audit(
         audit_extra["bootstrap"] = {"replicates": bootstrap, "seed": seed, "method": "poisson"}
     if outcome.get("per_sample"):
         audit_extra["per_sample"] = outcome["per_sample"]
+    if adapter.pass_through:
+        audit_extra["pass_through"] = list(adapter.pass_through)
+    if adapter.call_style == "dict" or call != "auto":
+        audit_extra["call"] = adapter.call_style
     return AuditResult(
         model=model_name,
         model_args=dict(model_args or {}),
@@ -242,9 +275,25 @@ def audit(
     )
 
 
+def plan_spaces(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Sequence[Estimator],
+                layers: Mapping[str, str] | None, pad_id: int | None = None, *,
+                device: torch.device | str = "cpu") -> dict[str, LevelSpace]:
+    """The attribution space of every level the estimators use, planned on the first two samples.
+
+    Token-id modalities get their embedding layers here (found by a hooked forward, or from
+    ``layers``); raises :class:`~mmbalance.errors.EstimatorError` when none can be found.
+    """
+    levels = list(dict.fromkeys(e.level for e in estimators if not e.needs_model))
+    if not levels:
+        return {}
+    probe = next(iter_batches(dataset, batch_size=min(2, len(dataset)))).to(device)
+    return {lvl: plan_space(adapter, lvl, {**probe.inputs, **probe.extra}, layers, pad_id) for lvl in levels}
+
+
 def run_audit(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Sequence[Estimator], *,
               batch_size: int, limit: int | None, target: str, device: torch.device,
               progress: bool = True, view: EmbeddingView | None = None, baseline: Baseline | None = None,
+              spaces: Mapping[str, LevelSpace] | None = None,
               bootstrap: int = 0, seed: int = 0,
               per_sample: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """The streaming loop behind :func:`audit`: one pass, every estimator on every batch.
@@ -253,7 +302,8 @@ def run_audit(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Seq
     agreement accumulator, accuracy counts and, with ``per_sample``, the written file.
     Every piece of state has a fixed size, so memory does not depend on the dataset size.
     ``baseline`` is computed once per batch and given to every estimator (so they compare
-    against the same reference); ``None`` lets each estimator use its own.
+    against the same reference); ``None`` lets each estimator use its own. ``spaces`` (from
+    :func:`plan_spaces`) say where each level attributes; ``view`` alone sets the embedding level's.
     """
     modalities = tuple(dataset.modalities)
     num_classes = dataset.num_classes
@@ -266,11 +316,13 @@ def run_audit(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Seq
         raise UsageError("--per-sample is not supported under torchrun", hint="run the audit in one process")
     boot_gen = torch.Generator().manual_seed(int(seed) + 1_000_003 * shard.rank)
     writer = PerSampleWriter(per_sample, modalities) if per_sample is not None else None
-    needs_input_baseline = baseline is not None and any(e.level == "input" and not e.needs_model
-                                                        for e in estimators)
-    needs_embeddings = any(e.level == "embedding" and not e.needs_model for e in estimators)
-    if needs_embeddings and view is None:
-        view = embedding_view(adapter)
+    spaces = dict(spaces or {})
+    if view is not None:
+        spaces["embedding"] = LevelSpace("embedding", view)
+    missing = [e.level for e in estimators if not e.needs_model and e.level not in spaces]
+    if missing:
+        spaces.update(plan_spaces(adapter, dataset, [e for e in estimators if e.level in missing], None,
+                                  device=device))
     correct = 0
     class_correct = torch.zeros(num_classes, dtype=torch.float64)
     class_count = torch.zeros(num_classes, dtype=torch.float64)
@@ -283,13 +335,13 @@ def run_audit(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Seq
             for batch in batches:
                 batch = batch.to(device)
                 inputs, labels = batch.inputs, batch.labels
-                if needs_embeddings:  # one forward gives the embeddings and the logits
-                    assert view is not None
-                    emb, logits = view.encode_with_logits(inputs)
-                    fuse = view.bind(inputs)
+                # per level: the tensors to attribute, a forward over them, references; one forward gives the logits
+                prepared = {lvl: space.prepare(adapter, inputs, batch.extra, baseline) for lvl, space in spaces.items()}
+                if prepared:
+                    logits = next(iter(prepared.values()))[3]
                 else:
                     with torch.no_grad():
-                        logits = adapter(inputs)
+                        logits = adapter({**inputs, **batch.extra})
                 if logits.shape[1] < num_classes:
                     raise ModelError(f"the model gives {logits.shape[1]} logits per sample but {dataset.location} "
                                      f"has {num_classes} classes",
@@ -302,8 +354,6 @@ def run_audit(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Seq
                 labels_cpu = labels.cpu()
                 class_count += torch.bincount(labels_cpu, minlength=num_classes).double()[:num_classes]
                 class_correct += torch.bincount(labels_cpu[hits.cpu()], minlength=num_classes).double()[:num_classes]
-                ref_inputs = baseline(inputs) if needs_input_baseline and baseline is not None else None
-                ref_emb = baseline(emb) if needs_embeddings and baseline is not None else None
                 weights = poisson_weights(len(batch), bootstrap, boot_gen) if bootstrap else None
                 shares = {}
                 columns: dict[str, Any] = {}
@@ -312,10 +362,9 @@ def run_audit(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Seq
                 for est in estimators:
                     if est.needs_model:
                         out = est.attribute(adapter, inputs, tgt, labels=labels)
-                    elif est.level == "embedding":
-                        out = est.attribute(fuse, emb, tgt, labels=labels, baselines=ref_emb)
                     else:
-                        out = est.attribute(adapter, inputs, tgt, labels=labels, baselines=ref_inputs)
+                        tensors, forward, refs, _ = prepared[est.level]
+                        out = est.attribute(forward, tensors, tgt, labels=labels, baselines=refs)
                     shares[est.name] = accumulators[est.name].update(out.scores, labels, weights)
                     extras[est.name].update(out.extra)
                     if writer is not None:

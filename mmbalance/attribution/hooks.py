@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import re
 from typing import Any, Iterator, Mapping
 
 import torch
@@ -42,6 +43,7 @@ from torch import Tensor, nn
 from ..errors import EstimatorError, UsageError
 from ._stems import constant_forward, patched_forwards
 from .base import ForwardFn
+from .rows import BatchForward
 
 EMBEDDING_LAYER_HINT = "name each modality's encoder module: --embedding-layer audio=dotted.path,visual=dotted.path"
 
@@ -139,7 +141,13 @@ class EncodeFuseView(EmbeddingView):
 
 
 class HookView(EmbeddingView):
-    """Any model: the outputs of named modules are the embeddings (see the module docstring)."""
+    """Any model: the outputs of named modules are the embeddings (see the module docstring).
+
+    Modalities without a named layer stay at the input (a mixed level: token ids are
+    attributed at their embedding, float modalities at the input). A path ending in ``[i]``
+    names element ``i`` of a module's tuple output. Inputs given to :meth:`encode_with_logits`
+    and :meth:`bind` may hold pass-through tensors besides the modalities.
+    """
 
     kind = "hooks"
 
@@ -147,11 +155,21 @@ class HookView(EmbeddingView):
         self.adapter = adapter
         self.layers = dict(layers)
         root = getattr(adapter, "model", adapter)
-        self.modules = {m: resolve_module(root, path) for m, path in self.layers.items()}
+        self.modules: dict[str, nn.Module] = {}
+        self.element: dict[str, int | None] = {}
+        for m, path in self.layers.items():
+            base, index = split_element(path)
+            self.modules[m] = resolve_module(root, base)
+            self.element[m] = index
+        self.modalities = tuple(getattr(adapter, "modalities", ()) or self.layers)
+        self.at_input = tuple(m for m in self.modalities if m not in self.layers)
         self._rows: dict[str, int] = {}
 
     def describe(self) -> dict[str, Any]:
-        return {"via": self.kind, "layers": dict(self.layers)}
+        out: dict[str, Any] = {"via": self.kind, "layers": dict(self.layers)}
+        if self.at_input:
+            out["at_input"] = list(self.at_input)
+        return out
 
     def encode_with_logits(self, inputs: Mapping[str, Tensor], *, grad: bool = False
                            ) -> tuple[dict[str, Tensor], Tensor]:
@@ -177,10 +195,7 @@ class HookView(EmbeddingView):
                 raise EstimatorError(f"--embedding-layer {m}={path}: the module ran {len(outputs)} times in one "
                                      f"forward pass, so it has no single embedding",
                                      hint="name a module that runs once per forward (the whole encoder)")
-            emb = outputs[0]
-            if not isinstance(emb, Tensor):
-                raise EstimatorError(f"--embedding-layer {m}={path}: the module returns {type(emb).__name__}, "
-                                     "not a tensor", hint="name a module whose output is one tensor")
+            emb = _element(outputs[0], self.element[m], f"{m}={path}")
             if emb.dim() == 0 or emb.shape[0] % batch:
                 raise EstimatorError(f"--embedding-layer {m}={path}: output shape {tuple(emb.shape)} has no "
                                      f"per-sample rows for a batch of {batch}",
@@ -188,24 +203,21 @@ class HookView(EmbeddingView):
             self._rows[m] = emb.shape[0] // batch
             emb = emb if grad else emb.detach()
             out[m] = emb.reshape((batch, -1) + tuple(emb.shape[1:])) if self._rows[m] > 1 else emb
-        return out, logits
+        for m in self.at_input:
+            out[m] = inputs[m] if grad else inputs[m].detach()
+        return {m: out[m] for m in self.modalities if m in out}, logits
 
     def bind(self, inputs: Mapping[str, Tensor]) -> ForwardFn:
-        batch = next(iter(inputs.values())).shape[0]
-        raw = {m: x.detach() for m, x in inputs.items()}
-        repeated: dict[int, dict[str, Tensor]] = {1: raw}
+        # everything but the attributed tensors (the hooked modalities' raw inputs, pass-through inputs)
+        # follows its sample into every stacked copy
+        context = {m: x.detach() for m, x in inputs.items() if m not in self.at_input}
 
-        def forward(embeddings: Mapping[str, Tensor]) -> Tensor:
-            n = next(iter(embeddings.values())).shape[0]
-            if n % batch:
-                raise EstimatorError(f"embeddings of {n} rows do not stack copies of a batch of {batch}")
-            copies = n // batch
-            if copies not in repeated:
-                repeated[copies] = {m: x.repeat((copies,) + (1,) * (x.dim() - 1)) for m, x in raw.items()}
-            with self._replacing(embeddings):
-                return self.adapter(repeated[copies])
+        def forward(tensors: dict[str, Tensor], ctx: dict[str, Tensor]) -> Tensor:
+            raw = {**ctx, **{m: tensors[m] for m in self.at_input}}
+            with self._replacing({m: tensors[m] for m in self.modules}):
+                return self.adapter(raw)
 
-        return forward
+        return BatchForward(forward, context)
 
     @contextlib.contextmanager
     def _replacing(self, embeddings: Mapping[str, Tensor]) -> Iterator[None]:
@@ -214,8 +226,58 @@ class HookView(EmbeddingView):
                 value = embeddings[m]
                 if self._rows.get(m, 1) > 1:
                     value = value.reshape((-1,) + tuple(value.shape[2:]))
-                patch(module, constant_forward(value.clone()))  # in-place operations must not touch the input
+                index = self.element[m]
+                value = value.clone()  # in-place operations must not touch the input
+                patch(module, constant_forward(value) if index is None else
+                      _replacing_element(module.forward, index, value))
             yield
+
+
+def split_element(path: str) -> tuple[str, int | None]:
+    """``"encoder[0]"`` → ``("encoder", 0)``; ``"encoder"`` → ``("encoder", None)``.
+
+    Example:
+        >>> split_element("text_model.embeddings[0]")
+        ('text_model.embeddings', 0)
+    """
+    match = re.fullmatch(r"(.+?)\[(-?\d+)\]", path.strip())
+    if match is None:
+        return path.strip(), None
+    return match.group(1), int(match.group(2))
+
+
+def _element(output: Any, index: int | None, what: str) -> Tensor:
+    if index is None:
+        if isinstance(output, Tensor):
+            return output
+        hint = ("name one element of its output, e.g. --embedding-layer " + what + "[0]"
+                if isinstance(output, (tuple, list)) or hasattr(output, "to_tuple") else
+                "name a module whose output is one tensor")
+        raise EstimatorError(f"--embedding-layer {what}: the module returns {type(output).__name__}, not a tensor",
+                             hint=hint)
+    items = output.to_tuple() if hasattr(output, "to_tuple") else output
+    if not isinstance(items, (tuple, list)) or not -len(items) <= index < len(items):
+        raise EstimatorError(f"--embedding-layer {what}: the module's output has no element {index}",
+                             hint="[i] selects element i of a tuple output")
+    value = items[index]
+    if not isinstance(value, Tensor):
+        raise EstimatorError(f"--embedding-layer {what}: element {index} of the module's output is "
+                             f"{type(value).__name__}, not a tensor")
+    return value
+
+
+def _replacing_element(original: Any, index: int, value: Tensor) -> Any:
+    """A forward that runs ``original`` and puts ``value`` in element ``index`` of its tuple output."""
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        out = original(*args, **kwargs)
+        if hasattr(out, "to_tuple"):  # a Hugging Face ModelOutput: ordered keys
+            keys = list(out.keys())
+            out[keys[index]] = value
+            return out
+        items = list(out)
+        items[index] = value
+        return type(out)(items) if isinstance(out, list) else tuple(items)
+    return forward
 
 
 def embedding_view(adapter: Any, layers: Mapping[str, str] | str | None = None) -> EmbeddingView:

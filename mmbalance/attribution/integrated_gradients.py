@@ -46,6 +46,7 @@ from ..errors import UsageError
 from . import _folding, _stems
 from .base import Attribution, Estimator, ForwardFn, l1_scores, register_estimator, target_logit
 from .baselines import BASELINES, Baseline  # noqa: F401  (BASELINES re-exported)
+from .rows import select_rows
 
 QUADRATURES = ("gausslegendre", "riemann_middle", "riemann_trapezoid", "riemann_left", "riemann_right")
 #: short names accepted for ``method`` / ``--quadrature``
@@ -135,9 +136,10 @@ class _Walk:
         self.f_b = target_logit(fb, target)
         self.diff = {k: self.x[k] - self.b[k] for k in self.x}
 
-    def __call__(self, points: dict[str, Tensor]) -> Tensor:
+    def __call__(self, points: dict[str, Tensor], idx: Tensor | None = None) -> Tensor:
         if not self.stems:
-            return self.forward_fn({m: points[f"raw:{m}"] for m in self.modalities})
+            # a forward with per-sample context (pass-through inputs) must know which samples these are
+            return select_rows(self.forward_fn, idx)({m: points[f"raw:{m}"] for m in self.modalities})
         rows = next(iter(points.values())).shape[0]
         # a raw input that only the (injected) stem reads needs the right shape, not values
         raw = {m: points[f"raw:{m}"] if m not in self._fixed_raw else
@@ -346,7 +348,7 @@ class IntegratedGradients(Estimator):
                     path = torch.addcmul((bs[key] + u).unsqueeze(0), a.view(shape), ds[key].unsqueeze(0))
                     points[key] = path.reshape((k * n,) + tuple(bs[key].shape[1:]))
                     leaves[key] = u
-                logits = walk(points)
+                logits = walk(points, idx)
                 objective = (target_logit(logits, tgt) * w.repeat_interleave(n)).sum()
                 if not objective.requires_grad:
                     continue  # the output depends on no input: every gradient is zero

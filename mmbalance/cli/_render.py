@@ -39,6 +39,29 @@ def audit_table(result: AuditResult) -> Table:
     return table
 
 
+def input_notes(result: AuditResult) -> list[str]:
+    """Lines saying where token ids were attributed and which inputs were passed through.
+
+    Example:
+        >>> input_notes(result)  # doctest: +SKIP
+        ['text: token ids attributed at emb (pad id 0)', 'passed through, not attributed: attention_mask']
+    """
+    notes = []
+    seen = set()
+    for method in result.methods.values():
+        for mod, info in (method.params.get("token_ids") or {}).items():
+            if mod not in seen and isinstance(info, dict):
+                seen.add(mod)
+                notes.append(f"{mod}: token ids attributed at {info.get('layer')} (pad id {info.get('pad_id')})")
+    passed = result.extra.get("pass_through")
+    if passed:
+        notes.append(f"passed through, not attributed: {', '.join(passed)}")
+    return notes
+
+
 def print_audit(result: AuditResult, console: Console | None = None) -> None:
-    """Print :func:`audit_table` to ``console`` (stdout by default)."""
-    (console or Console()).print(audit_table(result))
+    """Print :func:`audit_table` to ``console`` (stdout by default), then :func:`input_notes`."""
+    console = console or Console()
+    console.print(audit_table(result))
+    for line in input_notes(result):
+        console.print(line, highlight=False)

@@ -13,8 +13,9 @@ from ..audit import DEFAULT_BOOTSTRAP, DEFAULT_METHODS
 from ..audit import audit as run_audit
 from ..models import parse_model_args
 from ._media_options import SkipBadOpt, media_data, with_decoding_options
-from ._options import (BatchSizeOpt, CheckpointOpt, DataOpt, DeterministicOpt, DeviceOpt, JsonOpt, ModalitiesOpt, ModelArgOpt,
-                       ModelOpt, OutputOpt, QuietOpt, SplitOpt, TrustOpt, parse_output, split_list)
+from ._options import (BatchSizeOpt, CallOpt, CheckpointOpt, DataOpt, DeterministicOpt, DeviceOpt, JsonOpt,
+                       ModalitiesOpt, ModelArgOpt, ModelOpt, OutputOpt, PassThroughOpt, QuietOpt, SplitOpt,
+                       TrustOpt, parse_output, split_list)
 from ._render import print_audit
 from .app import app, stderr_console, stdout_console
 
@@ -34,8 +35,15 @@ def audit_command(
     level: Annotated[str, typer.Option("--level", help="Attribute at the model [bold]input[/] or at each "
                                        "modality's [bold]embedding[/] where it enters the fusion.")] = "input",
     embedding_layer: Annotated[Optional[str], typer.Option(
-        "--embedding-layer", help="For plug-in models at --level embedding: the module whose output is each "
-        "modality's embedding, e.g. audio=audio_net,visual=visual_net.")] = None,
+        "--embedding-layer", help="The module whose output is each modality's embedding, e.g. "
+        "audio=audio_net,visual=visual_net (plug-ins at --level embedding); token-id modalities are attributed "
+        "there at every level (found automatically when one nn.Embedding takes them). module[0] names element 0 "
+        "of a tuple output.")] = None,
+    pad_id: Annotated[Optional[int], typer.Option(
+        "--pad-id", min=0, help="Token id that replaces removed token ids (default: the model config's "
+        "pad_token_id, else 0).")] = None,
+    pass_through: PassThroughOpt = None,
+    call: CallOpt = "auto",
     baseline: Annotated[str, typer.Option("--baseline", help="Reference input: zero, mean (dataset mean), "
                                           "noise or blur.")] = "zero",
     steps: Annotated[int, typer.Option("--steps", min=1, help="Integrated Gradients steps (with --tolerance: "
@@ -73,6 +81,9 @@ def audit_command(
     Example: [bold]mmbalance audit --model av-tiny --checkpoint run/best.pt --data synthetic:av-dominance --out audit.json[/]
 
     More estimators: [bold]--method ig,ablation,shapley,permutation,branch --per-sample samples.csv[/]
+
+    Hugging Face: [bold]mmbalance audit --model hf:runs/vilt --data vqa.pt[/] (token ids at their embedding,
+    masks passed through).
     """
     data = media_data(data, skip_bad=skip_bad, **decoding)
     result = run_audit(
@@ -83,6 +94,7 @@ def audit_command(
         level=level, baseline=baseline, quadrature=quadrature, tolerance=tolerance,
         embedding_layers=embedding_layer, repeats=repeats, bootstrap=bootstrap,
         per_sample=str(per_sample) if per_sample is not None else None, seed=seed, deterministic=deterministic,
+        pass_through=pass_through, call=call, pad_id=pad_id,
     )
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun, rank 0 writes and prints

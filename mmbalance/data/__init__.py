@@ -20,6 +20,7 @@ from .dataset import (
     select_modalities,
     validate_batch,
 )
+from .passthrough import parse_pass_through, with_pass_through
 from .sources import (
     SYNTHETIC_PREFIX,
     SourceEntry,
@@ -42,6 +43,8 @@ __all__ = [
     "make_loader",
     "select_modalities",
     "validate_batch",
+    "parse_pass_through",
+    "with_pass_through",
     "SYNTHETIC_PREFIX",
     "SourceEntry",
     "SourceLoader",

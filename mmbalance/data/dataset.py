@@ -17,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import torch
@@ -56,6 +56,8 @@ class MultimodalDataset(Dataset):
     classes: list[str]
     source: str
     split: str | None
+    #: names of pass-through inputs (masks, lengths) the dataset carries besides its modalities
+    extra_names: tuple[str, ...] = ()
 
     def __init__(self, *, modalities: Sequence[str], classes: Sequence[str], source: str,
                  split: str | None = None) -> None:
@@ -105,6 +107,10 @@ class MultimodalDataset(Dataset):
         labels = torch.as_tensor([int(s[1]) for s in samples], dtype=torch.long)
         return inputs, labels
 
+    def get_extra(self, indices: Sequence[int]) -> dict[str, Tensor]:
+        """Stacked pass-through inputs ``{name: (B, ...)}`` for ``indices`` (none by default)."""
+        return {}
+
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(source={self.source!r}, split={self.split!r}, samples={len(self)}, "
                 f"modalities={self.modalities}, num_classes={self.num_classes})")
@@ -132,6 +138,7 @@ class TensorMultimodalDataset(MultimodalDataset):
         source: str = "<tensors>",
         split: str | None = None,
         location: str | None = None,
+        extra: Mapping[str, Tensor] | None = None,
     ) -> None:
         where = location or source
         labels, class_list = check_tensor_dataset(inputs, labels, classes, where=where)
@@ -140,6 +147,13 @@ class TensorMultimodalDataset(MultimodalDataset):
         self.inputs: dict[str, Tensor] = {m: inputs[m] for m in chosen}
         self.labels: Tensor = labels
         self._location = location
+        self.extra: dict[str, Tensor] = {}
+        if extra:
+            check_tensor_dataset(dict(extra), labels, None, where=f"'extra' of {where}")
+            self.extra = dict(extra)
+        #: inputs the file holds beyond the chosen modalities (a pass-through may name one)
+        self.unused_inputs: dict[str, Tensor] = {m: t for m, t in inputs.items() if m not in chosen}
+        self.extra_names = tuple(self.extra)
 
     @property
     def location(self) -> str:
@@ -154,6 +168,10 @@ class TensorMultimodalDataset(MultimodalDataset):
     def get_batch(self, indices: Sequence[int]) -> tuple[dict[str, Tensor], Tensor]:
         idx = torch.as_tensor(list(indices), dtype=torch.long)
         return {m: t[idx] for m, t in self.inputs.items()}, self.labels[idx]
+
+    def get_extra(self, indices: Sequence[int]) -> dict[str, Tensor]:
+        idx = torch.as_tensor(list(indices), dtype=torch.long)
+        return {m: t[idx] for m, t in self.extra.items()}
 
     def sample_shapes(self) -> dict[str, tuple[int, ...]]:
         return {m: tuple(t.shape[1:]) for m, t in self.inputs.items()}
@@ -243,6 +261,8 @@ class Batch:
     """A batch: ``inputs`` ``{modality: (B, ...)}``, ``labels`` ``(B,)`` and ``indices`` ``(B,)``.
 
     ``indices`` are the samples' positions in the dataset, so results and errors can name them.
+    ``extra`` holds pass-through inputs ``{name: (B, ...)}`` (attention masks, lengths): given to
+    the model with each sample, never attributed.
 
     Example:
         >>> b = Batch({"a": torch.zeros(2, 3)}, torch.tensor([0, 1]), torch.tensor([4, 7]))
@@ -253,6 +273,7 @@ class Batch:
     inputs: dict[str, Tensor]
     labels: Tensor
     indices: Tensor
+    extra: dict[str, Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -260,11 +281,13 @@ class Batch:
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
         """The same batch on ``device`` (``indices`` stay on the CPU)."""
         return Batch({m: t.to(device, non_blocking=non_blocking) for m, t in self.inputs.items()},
-                     self.labels.to(device, non_blocking=non_blocking), self.indices)
+                     self.labels.to(device, non_blocking=non_blocking), self.indices,
+                     {m: t.to(device, non_blocking=non_blocking) for m, t in self.extra.items()})
 
     def pin_memory(self) -> "Batch":
         """Page-locked copy; ``DataLoader(pin_memory=True)`` calls this."""
-        return Batch({m: t.pin_memory() for m, t in self.inputs.items()}, self.labels.pin_memory(), self.indices)
+        return Batch({m: t.pin_memory() for m, t in self.inputs.items()}, self.labels.pin_memory(), self.indices,
+                     {m: t.pin_memory() for m, t in self.extra.items()})
 
 
 def validate_batch(batch: Batch, *, num_classes: int, where: str) -> None:
@@ -316,14 +339,15 @@ class _IndexedView(Dataset):
     def __getitem__(self, index: int) -> Any:  # only used if a loader is built without batching
         return self.__getitems__([index])
 
-    def __getitems__(self, indices: list[int]) -> tuple[list[int], dict[str, Tensor], Tensor]:
+    def __getitems__(self, indices: list[int]) -> tuple[list[int], dict[str, Tensor], Tensor, dict[str, Tensor]]:
         inputs, labels = self.dataset.get_batch(indices)
-        return list(indices), inputs, labels
+        return list(indices), inputs, labels, self.dataset.get_extra(indices)
 
 
-def _collate(data: tuple[list[int], dict[str, Tensor], Tensor]) -> Batch:
-    indices, inputs, labels = data
-    return Batch(dict(inputs), torch.as_tensor(labels, dtype=torch.long), torch.as_tensor(indices, dtype=torch.long))
+def _collate(data: tuple[list[int], dict[str, Tensor], Tensor, dict[str, Tensor]]) -> Batch:
+    indices, inputs, labels, extra = data
+    return Batch(dict(inputs), torch.as_tensor(labels, dtype=torch.long), torch.as_tensor(indices, dtype=torch.long),
+                 dict(extra))
 
 
 class _ValidatingLoader(DataLoader):

@@ -63,8 +63,13 @@ def load_tensor_file(
         found = ", ".join(repr(k) for k in obj) or "none"
         raise DataError(f"{where} has no {' or '.join(repr(k) for k in missing)} entry (found keys: {found})",
                         hint='expected {"inputs": {modality: tensor}, "labels": tensor, "classes": [...]}')
+    extra = obj.get("extra")
+    if extra is not None and not isinstance(extra, dict):
+        raise DataError(f"'extra' in {where} must be a dict of name -> tensor, got a {type(extra).__name__}",
+                        hint='pass-through inputs go in {"extra": {"attention_mask": tensor}}')
     return TensorMultimodalDataset(obj["inputs"], obj["labels"], classes=obj.get("classes"),
-                                   modalities=modalities, source=source or where, split=split, location=where)
+                                   modalities=modalities, source=source or where, split=split, location=where,
+                                   extra=extra)
 
 
 def read_tensor_file(path: str | os.PathLike[str]) -> Any:
@@ -107,11 +112,15 @@ def save_tensor_dataset(
     inputs: Mapping[str, Tensor],
     labels: Tensor | Sequence[int],
     classes: Sequence[str] | None = None,
+    extra: Mapping[str, Tensor] | None = None,
 ) -> Path:
     """Check and write a tensor dataset file atomically (modality order = ``inputs`` order).
 
     Tensors are moved to the CPU and stored compactly (a slice does not drag its whole
     parent storage along).
+
+    ``extra`` holds pass-through inputs (attention masks, lengths), stored under the file's
+    ``"extra"`` key.
 
     Example: ``save_tensor_dataset("data/test.pt", {"audio": a, "visual": v}, labels, ["cat", "dog"])``.
     """
@@ -127,6 +136,9 @@ def save_tensor_dataset(
     }
     if classes is not None:
         payload["classes"] = [str(c) for c in classes]
+    if extra:
+        check_tensor_dataset(dict(extra), labels, None, where=f"'extra' of {path}")
+        payload["extra"] = {name: _compact(t) for name, t in extra.items()}
     atomic_write_with(path, lambda tmp: torch.save(payload, tmp))
     return path
 

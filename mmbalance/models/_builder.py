@@ -37,6 +37,7 @@ from ..errors import MMBalanceError, ModelError, UsageError
 from ._registry import is_model, model_entrypoint, one_line
 from .adapter import ModelAdapter, check_modalities, model_input_names
 from .checkpoint import load_checkpoint
+from .hf import hf_modalities, is_hf_spec, load_hf_model
 
 __all__ = ["resolve_factory", "create_model", "parse_model_args", "load_model"]
 
@@ -178,6 +179,11 @@ def create_model(spec: str, *, num_classes: int | None = None, model_args: dict[
         >>> m.num_classes
         5
     """
+    if is_hf_spec(spec):
+        if model_args:
+            raise UsageError(f"model {spec!r}: --model-arg does not apply to a saved Hugging Face model",
+                             hint="change its config.json instead")
+        return load_hf_model(spec)
     fn = resolve_factory(spec)
     kwargs = dict(model_args or {})
     sig = _signature(fn)
@@ -232,11 +238,14 @@ def parse_model_args(items: Sequence[str] | None) -> dict[str, Any]:
 def load_model(spec: str, *, checkpoint: str | os.PathLike[str] | None = None, trust_checkpoint: bool = False,
                model_args: dict[str, Any] | None = None, num_classes: int | None = None,
                modalities: Sequence[str] | None = None, output: str | int | None = None, call: str = "auto",
-               device: str | torch.device = "cpu") -> ModelAdapter:
+               device: str | torch.device = "cpu", pass_through: Sequence[str] = ()) -> ModelAdapter:
     """Build a model, load its weights and wrap it in a :class:`ModelAdapter` in eval mode.
 
     Built-in models know their modalities; for plug-ins pass ``modalities`` (the order their
-    ``forward`` takes). When both are known they are checked against each other.
+    ``forward`` takes). When both are known they are checked against each other. ``hf:DIR``
+    loads a Hugging Face model saved with ``save_pretrained``; its modalities are those of
+    ``modalities`` that its ``forward`` takes (see :mod:`mmbalance.models.hf`).
+    ``pass_through`` names inputs given to ``forward`` but never attributed.
 
     Example:
         >>> m = load_model("av-tiny", num_classes=3, modalities=["audio", "visual"])
@@ -244,6 +253,11 @@ def load_model(spec: str, *, checkpoint: str | os.PathLike[str] | None = None, t
         (('audio', 'visual'), False)
     """
     model = create_model(spec, num_classes=num_classes, model_args=model_args)
+    if is_hf_spec(spec):
+        if modalities is None:
+            raise ModelError(f"model {spec!r}: its modalities come from the dataset's input names",
+                             hint="give a dataset (or --modalities) naming forward's inputs, e.g. input_ids")
+        modalities = hf_modalities(model, modalities, pass_through)
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, trust=trust_checkpoint)
     own = model_input_names(model)
@@ -251,7 +265,8 @@ def load_model(spec: str, *, checkpoint: str | os.PathLike[str] | None = None, t
     if own is None and not given:
         raise ModelError(f"model {spec!r} does not say which modalities it takes",
                          hint="give --modalities in the order its forward takes them, e.g. audio,visual")
-    adapter = ModelAdapter(model, own or given or (), call=call, output=output, num_classes=num_classes)
+    adapter = ModelAdapter(model, own or given or (), call=call, output=output, num_classes=num_classes,
+                           pass_through=pass_through)
     if given:
         check_modalities(adapter, given)
     dev = resolve_device(device) if isinstance(device, str) else device

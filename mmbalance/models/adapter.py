@@ -32,7 +32,7 @@ from ._registry import one_line
 
 __all__ = ["CALL_STYLES", "ModelAdapter", "check_modalities", "model_input_names"]
 
-CALL_STYLES = ("auto", "positional", "keyword")
+CALL_STYLES = ("auto", "positional", "keyword", "dict")
 
 _FORWARD_ERRORS = (RuntimeError, TypeError, ValueError, IndexError, KeyError)
 
@@ -69,13 +69,17 @@ class ModelAdapter(nn.Module):
         model: any ``nn.Module`` taking one tensor per modality.
         modalities: modality names, in the order of ``forward``'s positional parameters.
         call: ``"positional"`` (``model(*tensors)`` in modality order), ``"keyword"``
-            (``model(**{modality: tensor})``) or ``"auto"``: keyword when every modality
-            name is a parameter of ``forward``, else positional.
+            (``model(**{modality: tensor})``), ``"dict"`` (``model({modality: tensor, ...})``,
+            one mapping holding the modalities and pass-through inputs) or ``"auto"``: keyword
+            when every modality name is a parameter of ``forward``, dict when ``forward`` takes
+            one parameter annotated as a dict/Mapping, else positional.
         output: where the logits are when ``forward`` does not return a tensor: an index for a
             tuple/list (default: the last element, as OGM-GE's ``(a, v, out)``), a key for a
             dict (default: ``"logits"``). Objects with a ``logits`` attribute also work.
         num_classes: the number of classes when known (else read from ``model.num_classes``
             or the last output).
+        pass_through: names of inputs given to ``forward`` with each sample but never
+            attributed (attention masks, lengths); by keyword, or in the dict with ``call="dict"``.
 
     Example:
         >>> import torch
@@ -86,7 +90,8 @@ class ModelAdapter(nn.Module):
     """
 
     def __init__(self, model: nn.Module, modalities: Sequence[str], call: str = "auto",
-                 output: str | int | None = None, *, num_classes: int | None = None) -> None:
+                 output: str | int | None = None, *, num_classes: int | None = None,
+                 pass_through: Sequence[str] = ()) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
             raise ModelError(f"expected a torch.nn.Module to wrap, got {type(model).__name__}")
@@ -102,8 +107,13 @@ class ModelAdapter(nn.Module):
             raise UsageError(f"unknown call style {call!r}", hint=f"use one of {', '.join(CALL_STYLES)}")
         if output is not None and not isinstance(output, (str, int)):
             raise UsageError(f"output must be a tuple index or a dict key, got {output!r}")
+        extra = tuple(pass_through)
+        clash = [p for p in extra if p in mods]
+        if clash:
+            raise UsageError(f"{', '.join(clash)} cannot be both a modality and a pass-through input")
         self.model = model
         self._modalities = mods
+        self.pass_through = extra
         self.output = output
         self._num_classes = num_classes
         self.call_style = self._resolve_call(call)
@@ -115,24 +125,32 @@ class ModelAdapter(nn.Module):
         if params is None:
             return "positional" if call == "auto" else call
         names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params)
         if call == "auto":
-            call = "keyword" if set(self._modalities) <= names else "positional"
+            call = ("keyword" if set(self._modalities) <= names else
+                    "dict" if _takes_one_mapping(params) else "positional")
+        if call != "dict":
+            unknown = [p for p in self.pass_through if p not in names]
+            if unknown and not takes_kwargs:
+                raise ModelError(f"{type(self.model).__name__}.forward has no parameter named {', '.join(unknown)} "
+                                 f"for --pass-through; it takes {', '.join(sorted(names)) or 'none by name'}",
+                                 hint="name forward's parameters in --pass-through, or use --call dict")
         if call == "positional":
             positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
             takes_var = any(p.kind is p.VAR_POSITIONAL for p in params)
             required = [p for p in positional if p.default is p.empty]
             if not takes_var and len(positional) < len(self._modalities):
+                hint = ("if forward takes one dict of every input, use --call dict" if len(positional) == 1 else
+                        "set --modalities to the model's inputs, in forward's order")
                 raise ModelError(f"{type(self.model).__name__}.forward takes {len(positional)} positional "
                                  f"input(s) but {len(self._modalities)} modalities were given "
-                                 f"({', '.join(self._modalities)})",
-                                 hint="set --modalities to the model's inputs, in forward's order")
+                                 f"({', '.join(self._modalities)})", hint=hint)
             if len(required) > len(self._modalities):
                 raise ModelError(f"{type(self.model).__name__}.forward needs {len(required)} inputs "
                                  f"({', '.join(p.name for p in required)}) but only "
                                  f"{len(self._modalities)} modalities were given ({', '.join(self._modalities)})",
                                  hint="set --modalities to the model's inputs, in forward's order")
         elif call == "keyword":
-            takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params)
             unknown = [m for m in self._modalities if m not in names]
             if unknown and not takes_kwargs:
                 raise ModelError(f"{type(self.model).__name__}.forward has no parameter named "
@@ -169,13 +187,20 @@ class ModelAdapter(nn.Module):
         return "{" + ", ".join(parts) + "}"
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
-        """Logits ``(B, C)`` for a batch ``{modality: tensor}``."""
+        """Logits ``(B, C)`` for a batch ``{modality: tensor}`` (plus its pass-through inputs)."""
         tensors = self._inputs(inputs)
+        missing = [p for p in self.pass_through if p not in inputs]
+        if missing:
+            raise ModelError(f"inputs lack pass-through input(s) {', '.join(missing)}; got {', '.join(inputs)}",
+                             hint="the dataset must hold them (its \"extra\" mapping or its inputs)")
+        extra = {p: inputs[p] for p in self.pass_through}
         try:
             if self.call_style == "keyword":
-                out = self.model(**dict(zip(self._modalities, tensors)))
+                out = self.model(**dict(zip(self._modalities, tensors)), **extra)
+            elif self.call_style == "dict":
+                out = self.model({**dict(zip(self._modalities, tensors)), **extra})
             else:
-                out = self.model(*tensors)
+                out = self.model(*tensors, **extra)
         except ModelError:
             raise
         except _FORWARD_ERRORS as err:
@@ -275,7 +300,18 @@ class ModelAdapter(nn.Module):
         return cast(_EmbeddingModel, self.model).branch_logits(embeddings)
 
     def extra_repr(self) -> str:
-        return f"modalities={self._modalities}, call={self.call_style!r}, output={self.output!r}"
+        more = f", pass_through={self.pass_through}" if self.pass_through else ""
+        return f"modalities={self._modalities}, call={self.call_style!r}, output={self.output!r}{more}"
+
+
+def _takes_one_mapping(params: Sequence[inspect.Parameter]) -> bool:
+    """Whether ``forward`` takes exactly one input, annotated as a dict or mapping."""
+    inputs = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
+    if len(inputs) != 1 or any(p.kind is p.VAR_POSITIONAL for p in params):
+        return False
+    note = inputs[0].annotation
+    text = note if isinstance(note, str) else getattr(note, "__name__", str(note))
+    return any(word in str(text).lower() for word in ("dict", "mapping"))
 
 
 def _kind(obj: Any) -> str:
