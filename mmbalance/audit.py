@@ -33,8 +33,11 @@ from .attribution.shares import ExtraAccumulator, poisson_weights
 from .data import MultimodalDataset, iter_batches, load_dataset, make_loader
 from .device import resolve_device
 from .distributed import ShardSampler, all_reduce_sum, dist_info, gather_objects, init_distributed
-from .errors import ModelError, UsageError
+from .errors import EstimatorError, UsageError
+from .guards import (ConstantMonitor, check_finite, check_gradients_flow, check_logits_width, completeness_warning,
+                     constant_embedding_warning, gradient_estimators)
 from .models import ModelAdapter, load_model
+from .models.adapter import model_input_names
 from .progress import progress_bar
 from .results import AuditResult, MethodResult
 
@@ -210,6 +213,10 @@ def audit(
         method_results[est.name] = MethodResult(name=est.name, level=est.level, shares=stats["shares"],
                                                 scores=stats["scores"], per_class=stats["per_class"],
                                                 params=params, ci95=stats["ci95"], extra=extra)
+    warnings = audit_warnings(method_results, outcome["constant_embeddings"], baseline=baseline,
+                              own_estimators=estimators is None)
+    declared = model_input_names(adapter.model)
+    model_inputs = list(declared) if declared and not set(declared) <= set(dataset.modalities) else None
     audit_extra: dict[str, Any] = {}
     if len(ests) > 1:
         audit_extra["agreement"] = outcome["agreement"].compute(all_shares)
@@ -235,7 +242,31 @@ def audit(
         seconds=round(time.perf_counter() - started, 3),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         extra=audit_extra,
+        warnings=warnings,
+        model_inputs=model_inputs,
     )
+
+
+def audit_warnings(methods: Mapping[str, MethodResult], constant_embeddings: Sequence[str], *, baseline: str,
+                   own_estimators: bool = True) -> list[dict[str, Any]]:
+    """The warnings an audit prints under its table and stores in the JSON (see :mod:`mmbalance.guards`).
+
+    IG completeness errors above 5% of ``|F(x) - F(baseline)|`` on average, and, with the zero
+    baseline, embeddings that are the same for every sample.
+
+    Example:
+        >>> ig = MethodResult(name="ig", extra={"completeness_error": {"mean": 0.5}, "output_change": {"mean": 1.0}})
+        >>> [w["code"] for w in audit_warnings({"ig": ig}, ["visual"], baseline="zero")]
+        ['completeness', 'constant_embedding']
+    """
+    out = []
+    for name, method in methods.items():
+        warning = completeness_warning(name, method.extra, method.params)
+        if warning is not None:
+            out.append(warning)
+    if baseline == "zero" and own_estimators:
+        out.extend(constant_embedding_warning(m) for m in constant_embeddings)
+    return out
 
 
 def run_audit(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Sequence[Estimator], *,
@@ -267,6 +298,8 @@ def run_audit(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Seq
     needs_embeddings = any(e.level == "embedding" and not e.needs_model for e in estimators)
     if needs_embeddings and view is None:
         view = embedding_view(adapter)
+    by_gradient = gradient_estimators(estimators)
+    monitor = ConstantMonitor()
     correct = 0
     class_correct = torch.zeros(num_classes, dtype=torch.float64)
     class_count = torch.zeros(num_classes, dtype=torch.float64)
@@ -286,11 +319,10 @@ def run_audit(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Seq
                 else:
                     with torch.no_grad():
                         logits = adapter(inputs)
-                if logits.shape[1] < num_classes:
-                    raise ModelError(f"the model gives {logits.shape[1]} logits per sample but {dataset.location} "
-                                     f"has {num_classes} classes",
-                                     hint="choose the element holding the logits with --output, or build the "
-                                          "model for this many classes (--model-arg num_classes=...)")
+                check_logits_width(logits, num_classes, dataset.location)
+                check_finite(logits, batch.indices, "the model's logits")
+                if needs_embeddings:
+                    monitor.update(emb)
                 preds = logits.argmax(dim=1)
                 tgt = preds if target == "pred" else labels
                 hits = preds == labels
@@ -300,6 +332,11 @@ def run_audit(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Seq
                 class_correct += torch.bincount(labels_cpu[hits.cpu()], minlength=num_classes).double()[:num_classes]
                 ref_inputs = baseline(inputs) if needs_input_baseline else None
                 ref_emb = baseline(emb) if needs_embeddings and baseline is not None else None
+                if n == 0 and by_gradient:  # the cheap test, once: do gradients reach the inputs at all?
+                    if any(e.level == "input" for e in by_gradient):
+                        check_gradients_flow(adapter, inputs, ref_inputs, tgt, what="inputs")
+                    if needs_embeddings and any(e.level == "embedding" for e in by_gradient):
+                        check_gradients_flow(fuse, emb, ref_emb, tgt, what="embeddings")
                 weights = poisson_weights(len(batch), bootstrap, boot_gen) if bootstrap else None
                 shares = {}
                 columns: dict[str, Any] = {}
@@ -312,6 +349,8 @@ def run_audit(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Seq
                         out = est.attribute(fuse, emb, tgt, labels=labels, baselines=ref_emb)
                     else:
                         out = est.attribute(adapter, inputs, tgt, labels=labels, baselines=ref_inputs)
+                    check_finite(out.scores, batch.indices, f"the {est.name} attributions", error=EstimatorError,
+                                 hint="the gradients or logits overflow there; check the model on that sample")
                     shares[est.name] = accumulators[est.name].update(out.scores, labels, weights)
                     extras[est.name].update(out.extra)
                     if writer is not None:
@@ -342,4 +381,5 @@ def run_audit(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Seq
     per_class_accuracy = {dataset.classes[k]: float(class_correct[k] / class_count[k])
                           for k in range(num_classes) if class_count[k] > 0}
     return {"accumulators": accumulators, "extras": extras, "agreement": agreement, "correct": correct, "n": n,
-            "per_class_accuracy": per_class_accuracy, "per_sample": written}
+            "per_class_accuracy": per_class_accuracy, "per_sample": written,
+            "constant_embeddings": monitor.constant()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..results import AuditResult
@@ -40,5 +41,13 @@ def audit_table(result: AuditResult) -> Table:
 
 
 def print_audit(result: AuditResult, console: Console | None = None) -> None:
-    """Print :func:`audit_table` to ``console`` (stdout by default)."""
-    (console or Console()).print(audit_table(result))
+    """Print :func:`audit_table` to ``console`` (stdout by default), and the audit's warnings under it."""
+    console = console or Console()
+    console.print(audit_table(result))
+    print_warnings(result, console)
+
+
+def print_warnings(result: AuditResult, console: Console) -> None:
+    """One ``warning:`` line per audit warning (see :mod:`mmbalance.guards`)."""
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {escape(str(warning.get('message', warning)))}", highlight=False)
