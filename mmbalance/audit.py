@@ -33,11 +33,10 @@ from .attribution.shares import ExtraAccumulator, poisson_weights
 from .data import MultimodalDataset, iter_batches, load_dataset, make_loader
 from .device import resolve_device
 from .distributed import ShardSampler, all_reduce_sum, dist_info, gather_objects, init_distributed
-from .errors import EstimatorError, UsageError
+from .errors import EstimatorError, MMBalanceError, UsageError
 from .guards import (ConstantMonitor, check_finite, check_gradients_flow, check_logits_width, completeness_warning,
-                     constant_embedding_warning, gradient_estimators)
+                     constant_embedding_warning, gradient_estimators, unaudited_inputs)
 from .models import ModelAdapter, load_model
-from .models.adapter import model_input_names
 from .progress import progress_bar
 from .results import AuditResult, MethodResult
 
@@ -215,8 +214,10 @@ def audit(
                                                 params=params, ci95=stats["ci95"], extra=extra)
     warnings = audit_warnings(method_results, outcome["constant_embeddings"], baseline=baseline,
                               own_estimators=estimators is None)
-    declared = model_input_names(adapter.model)
-    model_inputs = list(declared) if declared and not set(declared) <= set(dataset.modalities) else None
+    passed_through = set(getattr(adapter, "pass_through", None) or ())  # given to forward, never audited
+    available = [m for m in (_source_modalities(data, split) if modalities else dataset.modalities)
+                 if m not in passed_through]
+    model_inputs = unaudited_inputs(adapter.model, dataset.modalities, available)
     audit_extra: dict[str, Any] = {}
     if len(ests) > 1:
         audit_extra["agreement"] = outcome["agreement"].compute(all_shares)
@@ -245,6 +246,16 @@ def audit(
         warnings=warnings,
         model_inputs=model_inputs,
     )
+
+
+def _source_modalities(data: str | MultimodalDataset, split: str | None) -> tuple[str, ...]:
+    """Every modality the data source holds (``--modalities`` may have audited fewer); ``()`` if unknown."""
+    if isinstance(data, MultimodalDataset):
+        return data.modalities
+    try:
+        return load_dataset(data, split=split, default_split="test").modalities
+    except MMBalanceError:
+        return ()
 
 
 def audit_warnings(methods: Mapping[str, MethodResult], constant_embeddings: Sequence[str], *, baseline: str,

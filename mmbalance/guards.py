@@ -60,7 +60,7 @@ def check_logits_width(logits: Tensor, num_classes: int, location: str) -> None:
         return
     if width == batch and batch > 1:
         hint = ("the output is batch x batch, like a similarity matrix (CLIP): wrap the model so that it "
-                f"returns one score per class, or choose another output with --output")
+                "returns one score per class, or choose another output with --output")
     else:
         hint = ("choose the element holding the logits with --output, or build the model for this many "
                 "classes (--model-arg num_classes=...)")
@@ -239,6 +239,35 @@ def completeness_warning(method: str, extra: Mapping[str, Any], params: Mapping[
         method=method, value=ratio)
 
 
+def unaudited_inputs(model: Any, audited: Sequence[str], available: Sequence[str] = ()) -> list[str] | None:
+    """Every modality ``model`` takes, when that is more than ``audited`` (``None`` otherwise).
+
+    A model takes the modalities its ``modalities`` attribute declares, and any modality of the
+    data (``available``) that its ``forward`` has a parameter for (an optional ``text=None``).
+
+    Example:
+        >>> from torch import nn
+        >>> class M(nn.Module):
+        ...     def forward(self, audio, visual, text=None): ...
+        >>> unaudited_inputs(M(), ["audio", "visual"], ["audio", "visual", "text"])
+        ['audio', 'visual', 'text']
+        >>> unaudited_inputs(M(), ["audio", "visual"], ["audio", "visual"]) is None
+        True
+    """
+    import inspect
+
+    declared = getattr(model, "modalities", None)
+    takes = [m for m in declared if isinstance(m, str)] if isinstance(declared, (tuple, list)) else []
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError, AttributeError):
+        params = []  # type: ignore[assignment]
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    takes += [m for m in (*audited, *available) if m in named and m not in takes]
+    extra = [m for m in takes if m not in audited]
+    return [*audited, *extra] if extra else None
+
+
 def gradient_estimators(estimators: Sequence[Any]) -> list[Any]:
     """The estimators whose numbers come from gradients (``uses_gradients``, else the name)."""
     return [e for e in estimators if getattr(e, "uses_gradients", e.name in GRADIENT_METHODS)]
@@ -247,5 +276,5 @@ def gradient_estimators(estimators: Sequence[Any]) -> list[Any]:
 __all__ = [
     "COMPLETENESS_LIMIT", "ConstantMonitor", "GRADIENT_METHODS", "audit_warning",
     "check_finite", "check_gradients_flow", "check_logits_width", "completeness_ratio", "completeness_warning",
-    "constant_embedding_warning", "first_nonfinite", "gradient_estimators",
+    "constant_embedding_warning", "first_nonfinite", "gradient_estimators", "unaudited_inputs",
 ]
