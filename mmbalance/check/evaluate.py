@@ -338,18 +338,27 @@ def _summary(audit: AuditResult, method: str | None) -> dict[str, Any]:
     return summary
 
 
+def _state(value: Any) -> str:
+    """What is wrong with a value that should be a finite number, in one word."""
+    if value is None:
+        return "missing"
+    if isinstance(value, float) and value != value:
+        return "NaN"
+    return repr(value)
+
+
 def _integrity(audit: AuditResult) -> list[Outcome]:
     """FAIL outcomes an audit gets whatever the rules: missing or NaN results, unaudited model inputs.
 
     Only present when something is wrong, so a sound audit's report lists just its rules.
     """
     outcomes = []
-    gaps = [f"accuracy ({audit.accuracy!r})"] if _finite(audit.accuracy) is None else []
+    gaps = [f"accuracy ({_state(audit.accuracy)})"] if _finite(audit.accuracy) is None else []
     for name, m in audit.methods.items():
         for what, values in (("share", m.shares), ("score", m.scores)):
             if what == "score" and not values:
                 continue  # scores not recorded at all (a hand-made audit): shares alone are judged
-            gaps += [f"the {name} {what} of {mod} ({values.get(mod)!r})" for mod in audit.modalities
+            gaps += [f"the {name} {what} of {mod} ({_state(values.get(mod))})" for mod in audit.modalities
                      if _finite(values.get(mod)) is None]
     if not audit.methods:
         gaps.append("any method's shares")
