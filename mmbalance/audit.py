@@ -34,7 +34,8 @@ from .data import MultimodalDataset, iter_batches, load_dataset, make_loader
 from .device import resolve_device
 from .distributed import ShardSampler, all_reduce_sum, dist_info, gather_objects, init_distributed
 from .errors import EstimatorError, MMBalanceError, UsageError
-from .guards import (ConstantMonitor, check_finite, check_gradients_flow, check_logits_width, completeness_warning,
+from .guards import (ConstantMonitor, check_finite, check_gradients_flow, check_logits_width,
+                     check_width_follows_classes, completeness_warning,
                      constant_embedding_warning, gradient_estimators, unaudited_inputs)
 from .models import ModelAdapter, load_model
 from .progress import progress_bar
@@ -331,6 +332,8 @@ def run_audit(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Seq
                     with torch.no_grad():
                         logits = adapter(inputs)
                 check_logits_width(logits, num_classes, dataset.location)
+                if n == 0:
+                    check_width_follows_classes(adapter, inputs, logits)
                 check_finite(logits, batch.indices, "the model's logits")
                 if needs_embeddings:
                     monitor.update(emb)

@@ -4,7 +4,8 @@ Each guard either stops the audit with one clear line (a :class:`~mmbalance.erro
 exit 2 in the CLI) or returns a *warning*: a small dict ``{"code", "message", ...}`` that the
 audit prints under its table and stores in the JSON's ``warnings`` list.
 
-* :func:`check_logits_width` — logits must have one column per class of the dataset;
+* :func:`check_logits_width` / :func:`check_width_follows_classes` — logits must have one column per
+  class of the dataset, and not one per sample of the batch (a similarity matrix);
 * :func:`check_finite` — NaN/inf in the logits or in an estimator's scores, naming the first sample;
 * :func:`check_gradients_flow` — gradients that are all zero while ablating a modality changes the
   logits (a forward under ``torch.no_grad()``, detached tensors);
@@ -66,6 +67,25 @@ def check_logits_width(logits: Tensor, num_classes: int, location: str) -> None:
                 "classes (--model-arg num_classes=...)")
     raise ModelError(f"the model gives {width} logits per sample but {location} has {num_classes} classes",
                      hint=hint)
+
+
+def check_width_follows_classes(forward: Callable[[dict[str, Tensor]], Tensor], inputs: Mapping[str, Tensor],
+                                logits: Tensor) -> None:
+    """Raise :class:`ModelError` when the logits are ``batch x batch`` (their width follows the batch size).
+
+    Only probed when the width equals the batch size: the first sample alone must give the same
+    width. Catches CLIP-like similarity matrices even when the batch size equals the classes.
+    """
+    batch, width = int(logits.shape[0]), int(logits.shape[1])
+    if batch < 2 or width != batch:
+        return
+    with torch.no_grad():
+        alone = forward({m: t[:1] for m, t in inputs.items()})
+    if int(alone.shape[1]) != width:
+        raise ModelError(f"the model's output is {batch} x {batch} for a batch of {batch} but {int(alone.shape[1])} "
+                         "wide for one sample: a batch x batch similarity matrix (CLIP-like), not class logits",
+                         hint="wrap the model so that it returns one score per class, or choose another output "
+                              "with --output")
 
 
 def first_nonfinite(values: Tensor) -> int | None:
@@ -275,6 +295,6 @@ def gradient_estimators(estimators: Sequence[Any]) -> list[Any]:
 
 __all__ = [
     "COMPLETENESS_LIMIT", "ConstantMonitor", "GRADIENT_METHODS", "audit_warning",
-    "check_finite", "check_gradients_flow", "check_logits_width", "completeness_ratio", "completeness_warning",
+    "check_finite", "check_gradients_flow", "check_logits_width", "check_width_follows_classes", "completeness_ratio", "completeness_warning",
     "constant_embedding_warning", "first_nonfinite", "gradient_estimators", "unaudited_inputs",
 ]

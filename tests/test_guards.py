@@ -40,6 +40,11 @@ def test_similarity_matrix_is_not_taken_as_logits() -> None:
         _audit(SimilarityAV(), batch_size=4)
 
 
+def test_similarity_matrix_caught_when_the_batch_equals_the_classes() -> None:
+    with pytest.raises(ModelError, match="3 x 3 for a batch of 3 but 1 wide for one sample"):
+        _audit(SimilarityAV(), batch_size=3)
+
+
 def test_logits_width_quiet_when_it_matches() -> None:
     check_logits_width(torch.zeros(5, 3), 3, "toy")
     assert _audit(ConvAV()).n_samples == 12
