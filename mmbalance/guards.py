@@ -73,17 +73,22 @@ def check_width_follows_classes(forward: Callable[[dict[str, Tensor]], Tensor], 
                                 logits: Tensor) -> None:
     """Raise :class:`ModelError` when the logits are ``batch x batch`` (their width follows the batch size).
 
-    Only probed when the width equals the batch size: the first sample alone must give the same
-    width. Catches CLIP-like similarity matrices even when the batch size equals the classes.
+    Only probed when the width equals the batch size: the batch with its first sample repeated once
+    more must give the same width. Catches CLIP-like similarity matrices even when the batch size
+    equals the number of classes. A probe the model cannot run decides nothing.
     """
     batch, width = int(logits.shape[0]), int(logits.shape[1])
     if batch < 2 or width != batch:
         return
-    with torch.no_grad():
-        alone = forward({m: t[:1] for m, t in inputs.items()})
-    if int(alone.shape[1]) != width:
-        raise ModelError(f"the model's output is {batch} x {batch} for a batch of {batch} but {int(alone.shape[1])} "
-                         "wide for one sample: a batch x batch similarity matrix (CLIP-like), not class logits",
+    try:
+        with torch.no_grad():
+            grown = forward({m: torch.cat([t, t[:1]]) for m, t in inputs.items()})
+    except MMBalanceError:
+        return
+    if grown.dim() == 2 and int(grown.shape[1]) != width:
+        raise ModelError(f"the model's output is {batch} x {batch} for a batch of {batch} but {int(grown.shape[1])} "
+                         f"wide for a batch of {batch + 1}: a batch x batch similarity matrix (CLIP-like), not "
+                         "class logits",
                          hint="wrap the model so that it returns one score per class, or choose another output "
                               "with --output")
 

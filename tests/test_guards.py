@@ -41,13 +41,14 @@ def test_similarity_matrix_is_not_taken_as_logits() -> None:
 
 
 def test_similarity_matrix_caught_when_the_batch_equals_the_classes() -> None:
-    with pytest.raises(ModelError, match="3 x 3 for a batch of 3 but 1 wide for one sample"):
+    with pytest.raises(ModelError, match="3 x 3 for a batch of 3 but 4 wide for a batch of 4"):
         _audit(SimilarityAV(), batch_size=3)
 
 
 def test_logits_width_quiet_when_it_matches() -> None:
     check_logits_width(torch.zeros(5, 3), 3, "toy")
     assert _audit(ConvAV()).n_samples == 12
+    assert _audit(ConvAV(), batch_size=3).n_samples == 12  # batch size = classes: the probe finds real logits
 
 
 # -- NaN / inf ---------------------------------------------------------------------------------------
@@ -183,3 +184,12 @@ def test_model_inputs_quiet_when_everything_is_audited() -> None:
 def test_unaudited_inputs_from_forward_parameters() -> None:
     assert unaudited_inputs(ConvAV(), AV, [*AV, "text"]) is None
     assert unaudited_inputs(OptionalTextAV(), AV, AV) == ["audio", "visual", "text"]
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    import mmbalance.guards
+
+    result = doctest.testmod(mmbalance.guards, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 10 and result.failed == 0

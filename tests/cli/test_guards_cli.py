@@ -31,7 +31,7 @@ def one_line_error(result) -> str:
 @pytest.mark.parametrize("factory,expected", [
     ("build_seven_way", "the model gives 7 logits per sample but synthetic:av-dominance?n_test=12 (split 'test') has 4 "
                         "classes"),
-    ("build_similarity", "4 x 4 for a batch of 4 but 1 wide for one sample: a batch x batch similarity matrix"),
+    ("build_similarity", "4 x 4 for a batch of 4 but 5 wide for a batch of 5: a batch x batch similarity matrix"),
     ("build_nan", "the model's logits hold NaN for sample 0"),
     ("build_nograd", "torch.no_grad()"),
 ])
