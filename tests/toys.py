@@ -191,14 +191,18 @@ class ConstantVisualAV(nn.Module):
         return self.fusion_module(torch.cat([self.audio_net(audio), self.visual_net(visual)], dim=1))
 
 
-class OptionalTextAV(ConvAV):
-    """Declares three modalities but runs without ``text`` (it defaults to ``None``)."""
-
-    modalities = ("audio", "visual", "text")
+class OptionalTextKwAV(ConvAV):
+    """Takes ``text`` too, but runs without it (it defaults to ``None``)."""
 
     def forward(self, audio, visual, text=None):
         logits = super().forward(audio, visual)
         return logits if text is None else logits + text.flatten(1)[:, :1]
+
+
+class OptionalTextAV(OptionalTextKwAV):
+    """:class:`OptionalTextKwAV` that also declares its three modalities."""
+
+    modalities = ("audio", "visual", "text")
 
 
 def build_conv(num_classes):
@@ -224,6 +228,11 @@ def build_seven_way(num_classes):
 def build_similarity(num_classes):
     """Factory of :class:`SimilarityAV`."""
     return SimilarityAV(num_classes)
+
+
+def build_optional_text(num_classes):
+    """Factory of :class:`OptionalTextKwAV` (no ``modalities`` attribute)."""
+    return OptionalTextKwAV(num_classes)
 
 
 def build_constant_visual(num_classes):

@@ -70,3 +70,25 @@ def test_constant_embedding_warning_and_mean_baseline(tmp_path: Path) -> None:
     assert "--baseline mean" in " ".join(result.stderr.split())  # --json keeps stdout one document
     quiet = audit(*args, "--baseline", "mean", "--json")
     assert quiet.exit_code == 0 and json.loads(quiet.stdout)["warnings"] == [] and quiet.stderr == ""
+
+
+def test_check_fails_an_audit_that_left_out_a_model_input(tmp_path: Path) -> None:
+    import torch
+
+    from mmbalance.data import save_tensor_dataset
+
+    g = torch.Generator().manual_seed(0)
+    data = tmp_path / "avt.pt"
+    save_tensor_dataset(data, {"audio": torch.randn(8, 1, 8, 8, generator=g),
+                               "visual": torch.randn(8, 3, 2, 8, 8, generator=g),
+                               "text": torch.randn(8, 5, generator=g)}, torch.arange(8) % 3, ["a", "b", "c"])
+    model = f"{TOYS}:build_optional_text"
+    partial, full = tmp_path / "partial.json", tmp_path / "full.json"
+    common = ["audit", "--model", model, "--data", str(data), *QUICK]
+    assert runner.invoke(app, [*common, "--modalities", "audio,visual", "--out", str(partial)]).exit_code == 0
+    assert json.loads(partial.read_text())["model_inputs"] == ["audio", "visual", "text"]
+    failed = runner.invoke(app, ["check", "--audit", str(partial), "--max-share", "1.0"])
+    assert failed.exit_code == 1 and "the model takes text" in " ".join(failed.stdout.split())
+    assert runner.invoke(app, [*common, "--out", str(full)]).exit_code == 0  # every modality audited
+    assert json.loads(full.read_text())["model_inputs"] is None
+    assert runner.invoke(app, ["check", "--audit", str(full), "--max-share", "1.0"]).exit_code == 0
