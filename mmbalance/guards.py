@@ -135,8 +135,9 @@ def check_gradients_flow(forward: Callable[[dict[str, Tensor]], Tensor], inputs:
     """Raise :class:`ModelError` when a modality gets no gradient although ablating it changes the logits.
 
     The cheap test gradient estimators need: the gradient of the target logit with respect to
-    each floating-point modality of this batch must not be all zero (or missing: no
-    ``grad_fn``) while replacing that modality by its baseline moves the logits. Both happen
+    each floating-point modality of this batch (at the inputs and at two points of the straight
+    path to the baseline, where a saturated model still has gradients) must not be all zero (or
+    missing: no ``grad_fn``) while replacing that modality by its baseline moves the logits. Both happen
     when ``forward`` runs under ``torch.no_grad()`` or detaches tensors (``.detach()``,
     ``.item()``, a trip through numpy), and IG would then report zero (or equal) shares.
 
@@ -149,24 +150,29 @@ def check_gradients_flow(forward: Callable[[dict[str, Tensor]], Tensor], inputs:
     floating = [m for m, t in inputs.items() if t.is_floating_point()]
     if not floating:
         return
-    leaves = {m: (t.detach().clone().requires_grad_(True) if m in floating else t) for m, t in inputs.items()}
+    refs = {m: (baselines[m] if baselines is not None and m in baselines else torch.zeros_like(inputs[m])).detach()
+            for m in floating}
+    # the input and two points of IG's path: a saturated model still has gradients nearer the baseline
+    alphas = (1.0, 0.5, 0.1)
+    leaves = {m: (torch.cat([refs[m] + a * (t.detach() - refs[m]) for a in alphas]).requires_grad_(True)
+                  if m in floating else t.detach().repeat((len(alphas),) + (1,) * (t.dim() - 1)))
+              for m, t in inputs.items()}
     with torch.enable_grad():
         logits = forward(leaves)
         grads: dict[str, Tensor | None] = {m: None for m in floating}
         if logits.requires_grad:
-            picked = logits.gather(1, target.view(-1, 1).to(logits.device)).sum()
+            picked = logits.gather(1, target.repeat(len(alphas)).view(-1, 1).to(logits.device)).sum()
             found = torch.autograd.grad(picked, [leaves[m] for m in floating], allow_unused=True)
             grads = dict(zip(floating, found))
     tracked = logits.requires_grad
-    logits = logits.detach()
+    logits = logits.detach()[: target.shape[0]]  # at the inputs themselves
     silent = [m for m, g in grads.items() if g is None or not bool(g.detach().abs().max() > 0)]
     if not silent:
         return
     moved = []
     with torch.no_grad():
         for m in silent:
-            ref = baselines[m] if baselines is not None and m in baselines else torch.zeros_like(inputs[m])
-            if _changes(logits, forward({**{k: v.detach() for k, v in inputs.items()}, m: ref.detach()})):
+            if _changes(logits, forward({**{k: v.detach() for k, v in inputs.items()}, m: refs[m]})):
                 moved.append(m)
     if not moved:
         return
@@ -255,12 +261,16 @@ def completeness_warning(method: str, extra: Mapping[str, Any], params: Mapping[
     ratio = completeness_ratio(extra)
     if ratio is None or ratio <= limit:
         return None
-    steps = params.get("steps")
+    steps, tolerance = params.get("steps"), params.get("tolerance")
     more = f"raise --steps (now {steps}, try {int(steps) * 4})" if isinstance(steps, int) else "raise --steps"
+    if tolerance is not None:  # adaptive already: the cap on steps stopped the refinement
+        more = more.replace("raise --steps", "raise the --steps cap") + f" or loosen --tolerance {tolerance}"
+    else:
+        more += " or pass --tolerance 0.01"
     return audit_warning(
         "completeness",
         f"{method}: the attributions miss F(x) - F(baseline) by {ratio:.1%} on average (more than "
-        f"{limit:.0%}), so its shares are unreliable; {more} or pass --tolerance 0.01",
+        f"{limit:.0%}), so its shares are unreliable; {more}",
         method=method, value=ratio)
 
 

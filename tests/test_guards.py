@@ -17,7 +17,7 @@ from mmbalance.guards import (ConstantMonitor, check_finite, check_gradients_flo
 from mmbalance.models import ModelAdapter
 from mmbalance.results import AuditResult
 from tests.toys import (AudioOnly, ConstantVisualAV, ConvAV, DetachedAV, MarkedNaNAV, NoGradAV, OptionalTextAV,
-                        SimilarityAV, tiny_dataset)
+                        SimilarityAV, SteepAV, tiny_dataset)
 
 AV = ["audio", "visual"]
 QUICK = {"progress": False, "bootstrap": 0, "steps": 4}
@@ -114,14 +114,23 @@ def test_gradient_guard_quiet_on_healthy_and_on_ignored_modalities() -> None:
 # -- IG completeness ---------------------------------------------------------------------------------
 
 
+SYNTH = "synthetic:av-dominance?n_test=12"
+
+
 def test_completeness_warning_fires_with_too_few_steps() -> None:
-    result = _audit(ConvAV(), steps=2, quadrature="riemann", methods=["ig"])
+    result = _audit(SteepAV(num_classes=4), SYNTH, steps=2, quadrature="riemann", methods=["ig"])
     (warning,) = result.warnings
     assert warning["code"] == "completeness" and warning["method"] == "ig" and warning["value"] > 0.05
     assert "--steps (now 2, try 8)" in warning["message"] and "--tolerance" in warning["message"]
     extra = result.methods["ig"].extra
     assert warning["value"] == pytest.approx(extra["completeness_error"]["mean"] / extra["output_change"]["mean"])
     assert AuditResult.from_json(result.to_json()).warnings == result.warnings
+
+
+def test_saturated_model_passes_the_gradient_guard_and_converges() -> None:
+    # tanh saturates: the gradient at the inputs is exactly 0 in float32, but not along IG's path
+    result = _audit(SteepAV(num_classes=4), SYNTH, steps=32, methods=["ig"])
+    assert result.warnings == [] and result.methods["ig"].shares["audio"] > 0.01
 
 
 def test_completeness_quiet_on_healthy_av_tiny() -> None:
@@ -193,3 +202,9 @@ def test_docstring_examples() -> None:
 
     result = doctest.testmod(mmbalance.guards, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 10 and result.failed == 0
+
+
+def test_completeness_warning_with_tolerance_suggests_the_cap() -> None:
+    extra = {"completeness_error": {"mean": 0.5}, "output_change": {"mean": 1.0}}
+    warning = completeness_warning("ig", extra, {"steps": 8, "tolerance": 0.01})
+    assert warning is not None and "raise the --steps cap (now 8, try 32)" in warning["message"]

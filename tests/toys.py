@@ -154,6 +154,22 @@ class NaNAV(ConvAV):
         return super().forward(audio, visual) * float("nan")
 
 
+class SteepAV(nn.Module):
+    """``3 tanh(8 W_a audio) + W_v visual`` with fixed weights: IG with two trapezoid steps misses badly."""
+
+    def __init__(self, num_classes=3):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.a = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(8, num_classes))
+        self.v = nn.Sequential(nn.Conv3d(3, 2, 3, padding=1), nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(2, num_classes))
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+
+    def forward(self, audio, visual):
+        return 3 * torch.tanh(8 * self.a(audio)) + self.v(visual)
+
+
 class SimilarityAV(nn.Module):
     """CLIP-like: returns the batch x batch similarity of audio and visual embeddings, not class logits."""
 
@@ -208,6 +224,11 @@ class OptionalTextAV(OptionalTextKwAV):
 def build_conv(num_classes):
     """Factory of the healthy :class:`ConvAV` (``tests/toys.py:build_conv``)."""
     return ConvAV(num_classes)
+
+
+def build_steep(num_classes):
+    """Factory of :class:`SteepAV`."""
+    return SteepAV(num_classes)
 
 
 def build_nograd(num_classes):

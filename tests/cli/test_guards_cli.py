@@ -49,7 +49,7 @@ def test_healthy_model_has_no_warning(tmp_path: Path) -> None:
 
 def test_completeness_warning_under_the_table_and_in_the_json(tmp_path: Path) -> None:
     out = tmp_path / "audit.json"
-    result = audit("--model", f"{TOYS}:build_conv", "--steps", "2", "--quadrature", "riemann", "--method", "ig",
+    result = audit("--model", f"{TOYS}:build_steep", "--steps", "2", "--quadrature", "riemann", "--method", "ig",
                    "--out", str(out))
     assert result.exit_code == 0, result.output
     table_end = result.stdout.index("entropy")
