@@ -49,8 +49,11 @@ def test_nan_share_fails_even_a_rule_that_does_not_look_at_shares(cli: Invoke, m
         d["methods"]["ig"]["shares"]["visual"] = "@RAW@"
 
     path = _hand_written(tmp_path, make_audit, edit, raw=value)
-    result = cli("check", "--audit", str(path), "--min-accuracy", "0.5")
+    junit = tmp_path / "junit.xml"
+    result = cli("check", "--audit", str(path), "--min-accuracy", "0.5", "--junit", str(junit))
     assert result.exit_code == 1, result.output
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.find("testcase[@name='finite_results']/failure") is not None
     text = " ".join(result.stdout.split())
     state = "missing" if value == "null" else "NaN"
     assert "finite_results" in text and "FAIL" in text and f"the ig share of visual ({state})" in text
