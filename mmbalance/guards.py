@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
@@ -289,8 +290,6 @@ def unaudited_inputs(model: Any, audited: Sequence[str], available: Sequence[str
         >>> unaudited_inputs(M(), ["audio", "visual"], ["audio", "visual"]) is None
         True
     """
-    import inspect
-
     declared = getattr(model, "modalities", None)
     takes = [m for m in declared if isinstance(m, str)] if isinstance(declared, (tuple, list)) else []
     try:
