@@ -34,7 +34,10 @@ from .attribution.shares import ExtraAccumulator, poisson_weights
 from .data import MultimodalDataset, iter_batches, load_dataset, make_loader, parse_pass_through, with_pass_through
 from .device import resolve_device
 from .distributed import ShardSampler, all_reduce_sum, dist_info, gather_objects, init_distributed
-from .errors import ModelError, UsageError
+from .errors import EstimatorError, MMBalanceError, ModelError, UsageError
+from .guards import (ConstantMonitor, check_finite, check_gradients_flow, check_logits_width,
+                     check_width_follows_classes, completeness_warning,
+                     constant_embedding_warning, gradient_estimators, unaudited_inputs)
 from .models import ModelAdapter, load_model
 from .models.hf import default_pass_through, hf_model_class, is_hf_spec
 from .progress import progress_bar
@@ -243,6 +246,12 @@ def audit(
         method_results[est.name] = MethodResult(name=est.name, level=est.level, shares=stats["shares"],
                                                 scores=stats["scores"], per_class=stats["per_class"],
                                                 params=params, ci95=stats["ci95"], extra=extra)
+    warnings = audit_warnings(method_results, outcome["constant_embeddings"], baseline=baseline,
+                              own_estimators=estimators is None)
+    passed_through = set(getattr(adapter, "pass_through", None) or ())  # given to forward, never audited
+    available = [m for m in (_source_modalities(data, split) if modalities else dataset.modalities)
+                 if m not in passed_through]
+    model_inputs = unaudited_inputs(adapter.model, dataset.modalities, available)
     audit_extra: dict[str, Any] = {}
     if len(ests) > 1:
         audit_extra["agreement"] = outcome["agreement"].compute(all_shares)
@@ -272,6 +281,8 @@ def audit(
         seconds=round(time.perf_counter() - started, 3),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         extra=audit_extra,
+        warnings=warnings,
+        model_inputs=model_inputs,
     )
 
 
@@ -288,6 +299,38 @@ def plan_spaces(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: S
         return {}
     probe = next(iter_batches(dataset, batch_size=min(2, len(dataset)))).to(device)
     return {lvl: plan_space(adapter, lvl, {**probe.inputs, **probe.extra}, layers, pad_id) for lvl in levels}
+
+
+def _source_modalities(data: str | MultimodalDataset, split: str | None) -> tuple[str, ...]:
+    """Every modality the data source holds (``--modalities`` may have audited fewer); ``()`` if unknown."""
+    if isinstance(data, MultimodalDataset):
+        return data.modalities
+    try:
+        return load_dataset(data, split=split, default_split="test").modalities
+    except MMBalanceError:
+        return ()
+
+
+def audit_warnings(methods: Mapping[str, MethodResult], constant_embeddings: Sequence[str], *, baseline: str,
+                   own_estimators: bool = True) -> list[dict[str, Any]]:
+    """The warnings an audit prints under its table and stores in the JSON (see :mod:`mmbalance.guards`).
+
+    IG completeness errors above 5% of ``|F(x) - F(baseline)|`` on average, and, with the zero
+    baseline, embeddings that are the same for every sample.
+
+    Example:
+        >>> ig = MethodResult(name="ig", extra={"completeness_error": {"mean": 0.5}, "output_change": {"mean": 1.0}})
+        >>> [w["code"] for w in audit_warnings({"ig": ig}, ["visual"], baseline="zero")]
+        ['completeness', 'constant_embedding']
+    """
+    out = []
+    for name, method in methods.items():
+        warning = completeness_warning(name, method.extra, method.params)
+        if warning is not None:
+            out.append(warning)
+    if baseline == "zero" and own_estimators:
+        out.extend(constant_embedding_warning(m) for m in constant_embeddings)
+    return out
 
 
 def run_audit(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Sequence[Estimator], *,
@@ -323,6 +366,8 @@ def run_audit(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Seq
     if missing:
         spaces.update(plan_spaces(adapter, dataset, [e for e in estimators if e.level in missing], None,
                                   device=device))
+    by_gradient = gradient_estimators(estimators)
+    monitor = ConstantMonitor()
     correct = 0
     class_correct = torch.zeros(num_classes, dtype=torch.float64)
     class_count = torch.zeros(num_classes, dtype=torch.float64)
@@ -342,11 +387,12 @@ def run_audit(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Seq
                 else:
                     with torch.no_grad():
                         logits = adapter({**inputs, **batch.extra})
-                if logits.shape[1] < num_classes:
-                    raise ModelError(f"the model gives {logits.shape[1]} logits per sample but {dataset.location} "
-                                     f"has {num_classes} classes",
-                                     hint="choose the element holding the logits with --output, or build the "
-                                          "model for this many classes (--model-arg num_classes=...)")
+                check_logits_width(logits, num_classes, dataset.location)
+                if n == 0:
+                    check_width_follows_classes(adapter, {**inputs, **batch.extra}, logits)
+                check_finite(logits, batch.indices, "the model's logits")
+                if "embedding" in prepared:
+                    monitor.update(prepared["embedding"][0])
                 preds = logits.argmax(dim=1)
                 tgt = preds if target == "pred" else labels
                 hits = preds == labels
@@ -354,6 +400,11 @@ def run_audit(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Seq
                 labels_cpu = labels.cpu()
                 class_count += torch.bincount(labels_cpu, minlength=num_classes).double()[:num_classes]
                 class_correct += torch.bincount(labels_cpu[hits.cpu()], minlength=num_classes).double()[:num_classes]
+                if n == 0 and by_gradient:  # the cheap test, once: do gradients reach the inputs at all?
+                    for lvl in dict.fromkeys(e.level for e in by_gradient):
+                        tensors, forward, refs, _ = prepared[lvl]
+                        check_gradients_flow(forward, tensors, refs, tgt,
+                                             what="inputs" if lvl == "input" else "embeddings")
                 weights = poisson_weights(len(batch), bootstrap, boot_gen) if bootstrap else None
                 shares = {}
                 columns: dict[str, Any] = {}
@@ -365,6 +416,8 @@ def run_audit(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Seq
                     else:
                         tensors, forward, refs, _ = prepared[est.level]
                         out = est.attribute(forward, tensors, tgt, labels=labels, baselines=refs)
+                    check_finite(out.scores, batch.indices, f"the {est.name} attributions", error=EstimatorError,
+                                 hint="the gradients or logits overflow there; check the model on that sample")
                     shares[est.name] = accumulators[est.name].update(out.scores, labels, weights)
                     extras[est.name].update(out.extra)
                     if writer is not None:
@@ -396,4 +449,5 @@ def run_audit(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Seq
     per_class_accuracy = {dataset.classes[k]: float(class_correct[k] / class_count[k])
                           for k in range(num_classes) if class_count[k] > 0}
     return {"accumulators": accumulators, "extras": extras, "agreement": agreement, "correct": correct, "n": n,
-            "per_class_accuracy": per_class_accuracy, "per_sample": written}
+            "per_class_accuracy": per_class_accuracy, "per_sample": written,
+            "constant_embeddings": monitor.constant()}

@@ -96,6 +96,9 @@ class AuditResult:
     """One audit: which model, which data, what every estimator measured.
 
     ``dominant_modality`` and ``imbalance`` are derived from the primary method's shares.
+    ``warnings`` are the audit's warnings (``{"code", "message", ...}``, see :mod:`mmbalance.guards`);
+    ``model_inputs`` lists every modality the model declares when that is more than ``modalities``
+    (``None`` otherwise), so that ``check`` can fail an audit that left some out.
     """
 
     model: str
@@ -116,6 +119,8 @@ class AuditResult:
     created: str = ""
     mmbalance_version: str = __version__
     extra: dict[str, Any] = field(default_factory=dict)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    model_inputs: list[str] | None = None
 
     @property
     def primary(self) -> MethodResult:

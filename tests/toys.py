@@ -114,3 +114,148 @@ def tiny_dataset(n=12, num_classes=3, seed=0, audio_shape=(1, 8, 8), visual_shap
     x = av_batch(n, seed=seed, audio_shape=audio_shape, visual_shape=visual_shape)
     labels = torch.arange(n) % num_classes
     return TensorMultimodalDataset(x, labels, classes=[f"c{k}" for k in range(num_classes)], source="toy")
+
+
+# -- models that answer wrongly unless mmbalance's guards stop them (tests/test_guards.py) ----------
+
+
+class NoGradAV(ConvAV):
+    """Runs its forward under ``torch.no_grad()``: logits without a ``grad_fn``."""
+
+    def forward(self, audio, visual):
+        with torch.no_grad():
+            return super().forward(audio, visual)
+
+
+class DetachedAV(ConvAV):
+    """Detaches the encoders' outputs: the head's parameters get gradients, the inputs none."""
+
+    def forward(self, audio, visual):
+        return self.head(torch.cat([self.a(audio), self.v(visual)], dim=1).detach())
+
+
+class MarkedNaNAV(ConvAV):
+    """Outputs NaN for every sample whose first audio value is ``marker`` (finite elsewhere)."""
+
+    def __init__(self, num_classes=3, marker=123.0):
+        super().__init__(num_classes)
+        self.marker = marker
+
+    def forward(self, audio, visual):
+        logits = super().forward(audio, visual)
+        bad = (audio.flatten(1)[:, :1] == self.marker).expand_as(logits)
+        return torch.where(bad, torch.full_like(logits, float("nan")), logits)
+
+
+class NaNAV(ConvAV):
+    """Outputs NaN for every sample (a diverged model)."""
+
+    def forward(self, audio, visual):
+        return super().forward(audio, visual) * float("nan")
+
+
+class SteepAV(nn.Module):
+    """``3 tanh(8 W_a audio) + W_v visual`` with fixed weights: IG with two trapezoid steps misses badly."""
+
+    def __init__(self, num_classes=3):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.a = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(8, num_classes))
+        self.v = nn.Sequential(nn.Conv3d(3, 2, 3, padding=1), nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(2, num_classes))
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+
+    def forward(self, audio, visual):
+        return 3 * torch.tanh(8 * self.a(audio)) + self.v(visual)
+
+
+class SimilarityAV(nn.Module):
+    """CLIP-like: returns the batch x batch similarity of audio and visual embeddings, not class logits."""
+
+    def __init__(self, num_classes=3, dim=8):
+        super().__init__()
+        self.a = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, dim))
+        self.v = nn.Sequential(nn.Conv3d(3, 4, 3, padding=1), nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(4, dim))
+
+    def forward(self, audio, visual):
+        return self.a(audio) @ self.v(visual).T
+
+
+class ConstantEncoder(nn.Module):
+    """An encoder that ignores its input: the same learned vector for every sample."""
+
+    def __init__(self, dim=4):
+        super().__init__()
+        self.value = nn.Parameter(torch.linspace(0.5, 2.0, dim))
+
+    def forward(self, x):
+        return self.value.expand(x.shape[0], -1)
+
+
+class ConstantVisualAV(nn.Module):
+    """``audio_net`` and a constant ``visual_net`` feeding a linear fusion (use --embedding-layer)."""
+
+    def __init__(self, num_classes=3, dim=4):
+        super().__init__()
+        self.audio_net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(), nn.AdaptiveAvgPool2d(1),
+                                       nn.Flatten(), nn.Linear(4, dim))
+        self.visual_net = ConstantEncoder(dim)
+        self.fusion_module = nn.Linear(2 * dim, num_classes)
+
+    def forward(self, audio, visual):
+        return self.fusion_module(torch.cat([self.audio_net(audio), self.visual_net(visual)], dim=1))
+
+
+class OptionalTextKwAV(ConvAV):
+    """Takes ``text`` too, but runs without it (it defaults to ``None``)."""
+
+    def forward(self, audio, visual, text=None):
+        logits = super().forward(audio, visual)
+        return logits if text is None else logits + text.flatten(1)[:, :1]
+
+
+class OptionalTextAV(OptionalTextKwAV):
+    """:class:`OptionalTextKwAV` that also declares its three modalities."""
+
+    modalities = ("audio", "visual", "text")
+
+
+def build_conv(num_classes):
+    """Factory of the healthy :class:`ConvAV` (``tests/toys.py:build_conv``)."""
+    return ConvAV(num_classes)
+
+
+def build_steep(num_classes):
+    """Factory of :class:`SteepAV`."""
+    return SteepAV(num_classes)
+
+
+def build_nograd(num_classes):
+    """Factory of :class:`NoGradAV`."""
+    return NoGradAV(num_classes)
+
+
+def build_nan(num_classes):
+    """Factory of :class:`NaNAV`."""
+    return NaNAV(num_classes)
+
+
+def build_seven_way(num_classes):
+    """A 7-way head whatever the data's classes."""
+    return ConvAV(7)
+
+
+def build_similarity(num_classes):
+    """Factory of :class:`SimilarityAV`."""
+    return SimilarityAV(num_classes)
+
+
+def build_optional_text(num_classes):
+    """Factory of :class:`OptionalTextKwAV` (no ``modalities`` attribute)."""
+    return OptionalTextKwAV(num_classes)
+
+
+def build_constant_visual(num_classes):
+    """Factory of :class:`ConstantVisualAV`."""
+    return ConstantVisualAV(num_classes)

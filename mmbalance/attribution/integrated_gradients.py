@@ -198,7 +198,8 @@ class IntegratedGradients(Estimator):
         keep_maps: keep full attribution maps in the output (tests, plots).
 
     Reports the per-sample completeness error ``|sum(IG) - (F(x) - F(x'))|`` (absolute and
-    relative to ``|F(x) - F(x')|``) in ``extra``, and with ``tolerance`` the steps used.
+    relative to ``|F(x) - F(x')|``) and ``output_change`` = ``|F(x) - F(x')|`` in ``extra``, and with
+    ``tolerance`` the steps used.
 
     Example:
         >>> ig = IntegratedGradients(steps=16, method="riemann", tolerance=0.01)
@@ -321,6 +322,7 @@ class IntegratedGradients(Estimator):
         error = (total - delta_f).abs()
         extra["completeness_error"] = error.detach()
         extra["relative_completeness_error"] = (error / delta_f.abs().clamp_min(1e-12)).detach()
+        extra["output_change"] = delta_f.abs().detach()  # |F(x) - F(baseline)|: the scale of the error
         return Attribution(modalities=modalities, scores=l1_scores(maps, modalities), extra=extra,
                            maps={m: v.detach() for m, v in maps.items()} if self.keep_maps else None)
 

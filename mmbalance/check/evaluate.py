@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import ResultsError, UsageError
+from ..guards import completeness_ratio
 from ..results import AuditResult, MethodResult, imbalance_figures
 from .rules import ABLATION, CHECK_SCHEMA, Rule, Verdict, _label, format_value, suggest
 
@@ -158,12 +159,22 @@ def _finite(value: Any) -> float | None:
         and math.isfinite(value) else None
 
 
+class _MissingValue(ResultsError):
+    """A figure a rule needs is missing or NaN in the audit: the rule fails (it never passes)."""
+
+
 def _number(value: Any, what: str) -> float:
     number = _finite(value)
     if number is None:
-        raise ResultsError(f"the audit has no finite value for {what} (found {value!r})",
-                           hint="re-run `mmbalance audit`")
+        raise _MissingValue(f"the audit has no finite value for {what} (found {value!r})",
+                            hint="re-run `mmbalance audit`")
     return number
+
+
+def _completeness_methods(audit: AuditResult) -> list[MethodResult]:
+    """The methods that report a completeness error (Integrated Gradients)."""
+    keys = ("completeness_error", "relative_completeness_error")
+    return [m for m in audit.methods.values() if any(k in m.extra for k in keys)]
 
 
 def _method(audit: AuditResult, name: str, which: str) -> MethodResult:
@@ -244,6 +255,9 @@ def _measure(rule: Rule, targets: Sequence[str], audit: AuditResult, baseline: A
             old = _number(before.get(m), f"the baseline {method} share of {m}")
             points.append(_Point(new - old, m, f"{_label(rule.name, m, None)} ({old:.1%} → {new:.1%})"))
         return points
+    if rule.name == "max_completeness_error":
+        return [_Point(_number(completeness_ratio(m.extra), f"the completeness error of {m.name}"), m.name,
+                       _label(rule.name, m.name, None)) for m in _completeness_methods(audit)]
     raise UsageError(f"rule {rule.id} cannot be measured on this audit")  # pragma: no cover - _validate
 
 
@@ -304,6 +318,10 @@ def _validate(rules: Sequence[Rule], audit: AuditResult, baseline: AuditResult |
                 raise UsageError(f"the baseline audit has no modality {', '.join(missing)} "
                                  f"(it has: {', '.join(baseline.modalities)})",
                                  hint="compare audits of the same model family")
+        if rule.name == "max_completeness_error" and not _completeness_methods(audit):
+            raise UsageError(f"rule {rule.id} needs the completeness error of Integrated Gradients, and the audit "
+                             f"has only: {', '.join(audit.methods) or 'no methods'}",
+                             hint="run the audit with `--method ig`")
         if rule.spec.share_rule or rule.name == "max_share_increase":
             _method(audit, method, "audit")
             if rule.name == "max_share_increase" and baseline is not None:
@@ -311,9 +329,55 @@ def _validate(rules: Sequence[Rule], audit: AuditResult, baseline: AuditResult |
 
 
 def _summary(audit: AuditResult, method: str | None) -> dict[str, Any]:
-    return {"model": audit.model, "checkpoint": audit.checkpoint, "data": audit.data, "split": audit.split,
-            "n_samples": audit.n_samples, "modalities": list(audit.modalities), "method": method,
-            "created": audit.created}
+    summary = {"model": audit.model, "checkpoint": audit.checkpoint, "data": audit.data, "split": audit.split,
+               "n_samples": audit.n_samples, "modalities": list(audit.modalities), "method": method,
+               "created": audit.created}
+    if audit.warnings:
+        summary["warnings"] = [str(w.get("message", w)) if isinstance(w, Mapping) else str(w)
+                               for w in audit.warnings]
+    return summary
+
+
+def _state(value: Any) -> str:
+    """What is wrong with a value that should be a finite number, in one word."""
+    if value is None:
+        return "missing"
+    if isinstance(value, float) and value != value:
+        return "NaN"
+    return repr(value)
+
+
+def _integrity(audit: AuditResult) -> list[Outcome]:
+    """FAIL outcomes an audit gets whatever the rules: missing or NaN results, unaudited model inputs.
+
+    Only present when something is wrong, so a sound audit's report lists just its rules.
+    """
+    outcomes = []
+    gaps = [f"accuracy ({_state(audit.accuracy)})"] if _finite(audit.accuracy) is None else []
+    for name, m in audit.methods.items():
+        for what, values in (("share", m.shares), ("score", m.scores)):
+            if what == "score" and not values:
+                continue  # scores not recorded at all (a hand-made audit): shares alone are judged
+            gaps += [f"the {name} {what} of {mod} ({_state(values.get(mod))})" for mod in audit.modalities
+                     if _finite(values.get(mod)) is None]
+    if not audit.methods:
+        gaps.append("any method's shares")
+    if gaps:
+        listed = "; ".join(gaps[:4]) + ("; …" if len(gaps) > 4 else "")
+        outcomes.append(Outcome(
+            rule="finite_results", name="finite_results", description="every share, score and accuracy is a number",
+            measured=float(len(gaps)), limit=0.0, level="fail", verdict=Verdict.FAIL,
+            message=f"the audit has {len(gaps)} missing or NaN value{'s' if len(gaps) != 1 else ''} ({listed}): "
+                    "its shares cannot be trusted; fix the model (see the audit's errors) and re-run the audit"))
+    missing = [m for m in (audit.model_inputs or []) if m not in audit.modalities]
+    if missing:
+        outcomes.append(Outcome(
+            rule="all_model_inputs", name="all_model_inputs", description="every modality the model takes is audited",
+            measured=float(len(missing)), limit=0.0, level="fail", verdict=Verdict.FAIL,
+            message=f"the model takes {', '.join(missing)}, which the audit did not measure (it measured "
+                    f"{', '.join(audit.modalities)}); audit all of {', '.join(audit.model_inputs or [])}",
+            where=", ".join(missing)))
+    return outcomes
 
 
 def check(
@@ -342,7 +406,7 @@ def check(
         raise UsageError("no check rules given", hint="pass e.g. --max-share 0.7, or --policy mmbalance.toml")
     method_name = method or _default_method(audit)
     _validate(rules, audit, baseline, method_name)
-    outcomes = []
+    outcomes = _integrity(audit)
     for rule in rules:
         targets = _targets(rule, rules, audit.modalities)
         excluded = [m for m in audit.modalities if m not in targets] if rule.modality is None else []
@@ -352,7 +416,13 @@ def check(
                                     limit=rule.limit, level=rule.level, verdict=Verdict.PASS,
                                     message=f"every modality has a {rule.name} limit of its own"))
             continue
-        points = _measure(rule, targets, audit, baseline, method_name, per_class)
+        try:
+            points = _measure(rule, targets, audit, baseline, method_name, per_class)
+        except _MissingValue as err:  # a missing or NaN figure never passes
+            outcomes.append(Outcome(rule=rule.id, name=rule.name, description=description, measured=None,
+                                    limit=rule.limit, level=rule.level, verdict=Verdict.FAIL, message=err.message,
+                                    modality=rule.modality))
+            continue
         outcomes.append(_judge(rule, points, description))
     uses_shares = any(r.spec.share_rule or r.name == "max_share_increase" for r in rules)
     return CheckReport(outcomes=tuple(outcomes), audit=_summary(audit, method_name if uses_shares else None),

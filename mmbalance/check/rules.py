@@ -75,6 +75,9 @@ RULES: dict[str, RuleSpec] = {
                  "(needs the ablation estimator)"),
         RuleSpec("max_share_increase", "max", "pp", True, False, 0.0, 1.0,
                  "largest growth of a modality's share over a baseline audit (needs a baseline)"),
+        RuleSpec("max_completeness_error", "max", "fraction", False, False, 0.0, None,
+                 "largest mean Integrated Gradients completeness error, as a fraction of the mean "
+                 "|F(x) - F(baseline)| (needs the ig estimator)"),
     )
 }
 
@@ -207,6 +210,8 @@ def _label(rule: str, modality: str | None, cls: str | None) -> str:
         return f"accuracy drop when {modality} is ablated"
     if rule == "max_share_increase":
         return f"increase of the share of {modality} over the baseline"
+    if rule == "max_completeness_error":
+        return f"completeness error of {modality}" if modality else "IG completeness error"
     return rule
 
 
@@ -251,6 +256,7 @@ def rules_from_options(
     min_ablation_drop: Sequence[str] = (),
     min_ablation_accuracy_drop: Sequence[str] = (),
     max_share_increase: Sequence[str] = (),
+    max_completeness_error: str | None = None,
 ) -> list[Rule]:
     """Rules from command-line values (see :func:`parse_rule_option` for one value's form).
 
@@ -266,6 +272,7 @@ def rules_from_options(
         ("min_ablation_drop", min_ablation_drop),
         ("min_ablation_accuracy_drop", min_ablation_accuracy_drop),
         ("max_share_increase", max_share_increase),
+        ("max_completeness_error", [max_completeness_error] if max_completeness_error is not None else []),
     ]
     rules: list[Rule] = []
     seen: set[str] = set()

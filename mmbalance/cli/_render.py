@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..results import AuditResult
@@ -60,8 +61,16 @@ def input_notes(result: AuditResult) -> list[str]:
 
 
 def print_audit(result: AuditResult, console: Console | None = None) -> None:
-    """Print :func:`audit_table` to ``console`` (stdout by default), then :func:`input_notes`."""
+    """Print :func:`audit_table` to ``console`` (stdout by default), then :func:`input_notes` and the
+    audit's warnings under it."""
     console = console or Console()
     console.print(audit_table(result))
     for line in input_notes(result):
         console.print(line, highlight=False)
+    print_warnings(result, console)
+
+
+def print_warnings(result: AuditResult, console: Console) -> None:
+    """One ``warning:`` line per audit warning (see :mod:`mmbalance.guards`)."""
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {escape(str(warning.get('message', warning)))}", highlight=False)

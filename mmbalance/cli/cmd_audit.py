@@ -16,7 +16,7 @@ from ._media_options import SkipBadOpt, media_data, with_decoding_options
 from ._options import (BatchSizeOpt, CallOpt, CheckpointOpt, DataOpt, DeterministicOpt, DeviceOpt, JsonOpt,
                        ModalitiesOpt, ModelArgOpt, ModelOpt, OutputOpt, PassThroughOpt, QuietOpt, SplitOpt,
                        TrustOpt, parse_output, split_list)
-from ._render import print_audit
+from ._render import print_audit, print_warnings
 from .app import app, stderr_console, stdout_console
 
 _METHOD_HELP = (f"Comma-separated estimators ({', '.join(list_estimators())}); the first is the primary one. "
@@ -102,8 +102,11 @@ def audit_command(
         result.save(out)
     if as_json:
         typer.echo(result.to_json())
+        print_warnings(result, stderr_console())  # stdout stays one JSON document
         return
-    if not quiet:
+    if quiet:
+        print_warnings(result, stderr_console())
+    else:
         print_audit(result, stdout_console())
         if out is not None:
             stderr_console().print(f"wrote {out}")

@@ -84,6 +84,9 @@ def check_command(
         "--min-ablation-accuracy-drop", "Smallest accuracy drop when a modality is ablated.")] = None,
     max_share_increase: Annotated[Optional[list[str]], _rule_opt(
         "--max-share-increase", "Largest growth of a share over --baseline, e.g. 0.05.")] = None,
+    max_completeness_error: Annotated[Optional[str], _rule_opt(
+        "--max-completeness-error", "Largest mean IG completeness error as a fraction of |F(x) - F(baseline)|, "
+                                    "e.g. 0.05 (needs the ig estimator).", many=False)] = None,
     baseline: Annotated[Optional[Path], typer.Option(
         "--baseline", help="Baseline audit JSON for --max-share-increase.", rich_help_panel=_RULES_PANEL)] = None,
     method: Annotated[Optional[str], typer.Option(
@@ -127,6 +130,7 @@ def check_command(
         max_share=max_share or (), min_share=min_share or (), max_share_variance=max_share_variance,
         min_accuracy=min_accuracy, min_ablation_drop=min_ablation_drop or (),
         min_ablation_accuracy_drop=min_ablation_accuracy_drop or (), max_share_increase=max_share_increase or (),
+        max_completeness_error=max_completeness_error,
     )
     rules = merge_rules(policy.rules, flag_rules)
     if not rules:
@@ -155,6 +159,8 @@ def check_command(
         methods = [judged_method or "ig"]
         if any(r.name.startswith("min_ablation") for r in rules) and ABLATION not in methods:
             methods.append(ABLATION)
+        if any(r.name == "max_completeness_error" for r in rules) and "ig" not in methods:
+            methods.append("ig")
         from ..audit import audit as run_audit  # lazy: the audit stack (torch, models) only when needed
         from ..models import parse_model_args
 
@@ -202,5 +208,7 @@ def _emit(report: CheckReport, *, junit: Path | None, as_json: bool, quiet: bool
     for o in [*report.failed, *report.warnings]:
         style = "bold red" if o.verdict is Verdict.FAIL else "yellow"
         console.print(f"[{style}]{o.verdict.value}[/] {escape(o.rule)}: {escape(o.message)}")
+    for text in report.audit.get("warnings", []):
+        console.print(f"[yellow]audit warning:[/] {escape(str(text))}", highlight=False)
     if junit is not None:
         stderr_console().print(f"wrote {junit}")

@@ -365,6 +365,7 @@ def _audit_sections(audit: AuditResult, name: str, suffix: str, colors: Mapping[
                        "when the audit computed one; dashed: equal shares.",
                        plots.plot_shares(audit, colors=colors)))
     blocks.append(shares_table(audit, methods))
+    blocks += [Paragraph(f"Warning: {w.get('message', w)}") for w in audit.warnings]  # see mmbalance.guards
     sections.append(Section(f"shares{key}", f"Modality shares{tag}", blocks, short=nav("shares")))
 
     fig = plots.plot_per_class(audit, colors=colors)

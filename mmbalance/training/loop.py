@@ -41,6 +41,7 @@ from ..data import MultimodalDataset, load_dataset, make_loader
 from ..device import resolve_device
 from ..distributed import ShardSampler, all_reduce_sum, barrier, init_distributed, shutdown_distributed
 from ..errors import TrainingError, UsageError
+from ..guards import check_finite
 from ..io import atomic_write_json, atomic_write_text
 from ..models import ModelAdapter, load_model, save_state_dict
 from ..progress import progress_bar
@@ -145,6 +146,8 @@ def evaluate(adapter: ModelAdapter, dataset: MultimodalDataset, *, batch_size: i
         inputs = zero_modalities(batch.inputs, zero)
         with torch.no_grad(), _autocast(device, amp):
             logits = adapter(inputs)
+        check_finite(logits, batch.indices, "the model's logits on the evaluation data", error=TrainingError,
+                     hint="training diverged or the model overflows; lower --lr, or turn off --amp")
         sums[0] += float(F.cross_entropy(logits.float(), batch.labels, reduction="sum"))
         sums[1] += int((logits.argmax(1) == batch.labels).sum())
         sums[2] += batch.labels.shape[0]

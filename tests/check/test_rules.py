@@ -146,11 +146,14 @@ def test_bad_rules_are_usage_errors(make_audit: MakeAudit) -> None:
         check(make_audit(), [Rule("max_share", 0.7), Rule("max_share", 0.8)])
 
 
-def test_missing_share_value_is_a_results_error(make_audit: MakeAudit) -> None:
+def test_missing_share_value_fails_the_rule(make_audit: MakeAudit) -> None:
     audit = make_audit({"audio": 0.8, "visual": 0.2})
     audit.methods["ig"].shares["visual"] = None  # what NaN becomes in the JSON
-    with pytest.raises(ResultsError, match="visual"):
-        check(audit, [Rule("min_share", 0.1)])
+    report = check(audit, [Rule("min_share", 0.1, level="warn")])
+    assert not report.passed
+    by_rule = {o.rule: o for o in report.outcomes}
+    assert by_rule["min_share"].verdict is Verdict.FAIL and "visual" in by_rule["min_share"].message
+    assert by_rule["finite_results"].verdict is Verdict.FAIL
 
 
 @pytest.mark.parametrize("text,expected", [
