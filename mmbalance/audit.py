@@ -34,6 +34,7 @@ from .data import MultimodalDataset, iter_batches, load_dataset, make_loader
 from .device import resolve_device
 from .distributed import ShardSampler, all_reduce_sum, dist_info, gather_objects, init_distributed
 from .errors import ModelError, UsageError
+from .io import check_output_file
 from .models import ModelAdapter, load_model
 from .progress import progress_bar
 from .results import AuditResult, MethodResult
@@ -162,6 +163,7 @@ def audit(
         raise UsageError("--embedding-layer only applies at the embedding level", hint="add --level embedding")
     if per_sample is not None:
         per_sample_format(per_sample)
+        check_output_file(per_sample, what="--per-sample", example="samples.csv")  # before the work, not after it
     started = time.perf_counter()
     dev = resolve_device(device)
     rank = init_distributed(dev)  # under torchrun: join the group; run_audit shards the data

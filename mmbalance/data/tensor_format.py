@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DataError
-from ..io import atomic_write_with
+from ..io import atomic_torch_save
 from .dataset import TensorMultimodalDataset, check_tensor_dataset
 
 __all__ = ["SUFFIXES", "load_tensor_file", "read_tensor_file", "save_tensor_dataset"]
@@ -127,7 +127,7 @@ def save_tensor_dataset(
     }
     if classes is not None:
         payload["classes"] = [str(c) for c in classes]
-    atomic_write_with(path, lambda tmp: torch.save(payload, tmp))
+    atomic_torch_save(path, payload)
     return path
 
 
