@@ -62,6 +62,10 @@ def check_output_file(path: str | os.PathLike[str], *, what: str = "output file"
     if not str(text).strip():
         raise OutputError(f"{what} is an empty path", hint="give a file name")
     p = Path(text)
+    if _in_place(p):
+        if not os.access(p, os.W_OK):
+            raise OutputError(f"cannot write {what} {p}: permission denied", hint="choose a writable output")
+        return p
     real = _resolve(p)
     if str(text).endswith(("/", os.sep)) or real.is_dir():
         raise OutputError(f"{what} {p} is a directory",
@@ -75,10 +79,6 @@ def check_output_file(path: str | os.PathLike[str], *, what: str = "output file"
         raise output_error(err, p) from None
     if stat.S_ISSOCK(mode):
         raise OutputError(f"{what} {p} is a socket, not a file", hint="give a file name")
-    if _is_special(mode):
-        if not os.access(real, os.W_OK):
-            raise OutputError(f"cannot write {what} {p}: permission denied", hint="choose a writable output")
-        return p
     _check_creatable(real.parent, what=f"{what} {p}")
     return p
 
@@ -137,9 +137,17 @@ def _is_special(mode: int) -> bool:
     return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or stat.S_ISBLK(mode)
 
 
-def _special_target(real: Path) -> bool:
+# Paths that name an open file descriptor (``-o /dev/stdout``): written by opening them, like a device.
+_FD_PATHS = ("/dev/stdout", "/dev/stderr", "/dev/fd/", "/proc/self/fd/")
+
+
+def _in_place(target: Path) -> bool:
+    """Whether ``target`` is written by opening it: a device, a FIFO (through links too), or an fd path."""
+    text = os.fspath(target)
+    if text.startswith(_FD_PATHS) and os.path.exists(text):
+        return True
     try:
-        return _is_special(os.stat(real).st_mode)
+        return _is_special(os.stat(target).st_mode)
     except OSError:
         return False
 
@@ -162,7 +170,7 @@ class PendingFile:
     def __init__(self, target: str | os.PathLike[str]) -> None:
         self.target = Path(target)
         self.real = _resolve(self.target)
-        self.special = _special_target(self.real)
+        self.special = _in_place(self.target)
         # A device or pipe gets its bytes through open(); the temporary file lives in the temp dir.
         where = Path(tempfile.gettempdir()) if self.special else self.real.parent
         try:
@@ -201,8 +209,8 @@ def place_file(tmp: str | os.PathLike[str], target: str | os.PathLike[str]) -> N
     tmp, target = Path(tmp), Path(target)
     real = _resolve(target)
     try:
-        if _special_target(real):
-            _stream_into(tmp, real)
+        if _in_place(target):
+            _stream_into(tmp, target)
             tmp.unlink()
             return
         _fsync_file(tmp)
@@ -361,9 +369,9 @@ def _copy_mode(real: Path, tmp: Path) -> None:
         os.chmod(tmp, mode)
 
 
-def _stream_into(tmp: Path, real: Path) -> None:
-    """Copy ``tmp`` into a device or FIFO by opening it for writing."""
-    with open(tmp, "rb") as src, open(real, "wb") as dst:
+def _stream_into(tmp: Path, target: Path) -> None:
+    """Copy ``tmp`` into a device, FIFO or descriptor path by opening it for writing."""
+    with open(tmp, "rb") as src, open(target, "wb") as dst:
         shutil.copyfileobj(src, dst)
         dst.flush()
 

@@ -174,6 +174,20 @@ def test_a_character_device_branch_without_a_device(tmp_path, monkeypatch):
     assert fake.read_text() == "new"
 
 
+def test_dev_stdout_into_a_pipe_is_opened(tmp_path):
+    """/dev/stdout of a piped process resolves to no real path ('pipe:[...]'): it must be opened."""
+    import subprocess
+    import sys
+
+    code = ("from mmbalance.io import atomic_write_json, check_output_file\n"
+            "atomic_write_json(check_output_file('/dev/stdout'), {'to': 'stdout'})\n")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"to": "stdout"}
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_socket_is_refused(tmp_path):
     import socket
 
