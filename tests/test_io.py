@@ -318,3 +318,11 @@ def test_a_replaced_file_keeps_its_mode(tmp_path):
     os.chmod(target, 0o640)
     atomic_write_json(target, {"b": 2})
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o640
+
+
+def test_docstring_examples():
+    import doctest
+
+    import mmbalance.io
+
+    assert doctest.testmod(mmbalance.io, optionflags=doctest.ELLIPSIS).failed == 0

@@ -193,3 +193,12 @@ def test_finetune_on_a_disk_that_fills_up(tiny_data, tmp_path, monkeypatch):
     res = _invoke(*_base(tiny_data, out))
     assert res.exit_code == 2 and "no space left" in _one_error_line(res)
     assert (out / "resume.pt").is_file() and not (out / "best.pt").exists()
+
+
+def test_docstring_examples():
+    import doctest
+
+    from mmbalance.training import resume, rundir
+
+    for module in (rundir, resume):
+        assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0
