@@ -41,7 +41,7 @@ from ..data import MultimodalDataset, load_dataset, make_loader
 from ..device import resolve_device
 from ..distributed import ShardSampler, all_reduce_sum, barrier, init_distributed, shutdown_distributed
 from ..errors import TrainingError, UsageError
-from ..io import atomic_write_json, atomic_write_text
+from ..io import atomic_write_json, atomic_write_text, check_output_dir
 from ..models import ModelAdapter, load_model, save_state_dict
 from ..progress import progress_bar
 from .config import TrainConfig
@@ -257,9 +257,10 @@ def finetune(config: TrainConfig | None = None, *, resume: str | Path | None = N
             config.device = device
         config.validate()
         if state is None:
-            check_new_run_dir(config.out, force=force)
+            check_output_dir(config.out, what="--out")
             if _main_process():
-                lock = RunLock(config.out).acquire()
+                lock = RunLock(config.out).acquire()  # first: a busy directory is named by its holder's PID
+            check_new_run_dir(config.out, force=force, probe_lock=False)
         dev = resolve_device(config.device)
         if config.amp and dev.type != "cuda":
             raise UsageError("--amp (mixed precision) needs a CUDA device", hint="drop --amp or use --device cuda")

@@ -47,8 +47,11 @@ def existing_run_files(run_dir: str | os.PathLike[str]) -> list[str]:
     return [name for name in RUN_FILES if (d / name).exists() or (d / name).is_symlink()]
 
 
-def check_new_run_dir(run_dir: str | os.PathLike[str], *, force: bool = False) -> Path:
+def check_new_run_dir(run_dir: str | os.PathLike[str], *, force: bool = False, probe_lock: bool = True) -> Path:
     """Fail at once when a new run cannot write ``run_dir``, or would overwrite a run there without ``force``.
+
+    A directory another process works in is named as such first (its PID), not as "holds a
+    run"; ``probe_lock=False`` skips that (the caller holds the lock, or is not rank 0).
 
     Example:
         >>> check_new_run_dir("runs/plain")  # doctest: +SKIP
@@ -58,6 +61,8 @@ def check_new_run_dir(run_dir: str | os.PathLike[str], *, force: bool = False) -
     d = check_output_dir(run_dir, what="--out")
     for name in RUN_FILES:
         check_output_file(d / name, what="run file")
+    if probe_lock:
+        RunLock(d).probe()
     found = existing_run_files(d)
     if found and not force:
         raise OutputError(f"--out {d} already holds a run ({', '.join(found)}); it would be overwritten",
@@ -83,10 +88,33 @@ class RunLock:
         self.dir = Path(run_dir)
         self.path = self.dir / LOCK_FILE
         self._fd: int | None = None
+        self._created = False
+
+    def probe(self) -> None:
+        """Raise :class:`OutputError` (naming the PID) when another process holds the lock; take nothing."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return  # no lock file (or none we can read): nobody to name
+        try:
+            holder = _read_pid(fd)
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError as err:
+                    if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                        raise self._busy(holder) from None
+                    return
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            elif holder is not None and holder != os.getpid() and _alive(holder):
+                raise self._busy(holder)
+        finally:
+            os.close(fd)
 
     def acquire(self) -> "RunLock":
         """Take the lock, or raise :class:`OutputError` when a live process holds it."""
         try:
+            self._created = not self.dir.exists()
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             from ..io import output_error
@@ -138,7 +166,7 @@ class RunLock:
                            hint="wait for it to finish or stop it, or choose another --out")
 
     def release(self) -> None:
-        """Give the lock up (removing the lock file); safe to call twice."""
+        """Give the lock up (removing the lock file, and the directory when it made it and it is empty)."""
         fd, self._fd = self._fd, None
         if fd is None:
             return
@@ -146,6 +174,9 @@ class RunLock:
             if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
                 self.path.unlink()
         os.close(fd)
+        if self._created:
+            with contextlib.suppress(OSError):
+                self.dir.rmdir()  # only when empty: a run that failed before writing anything
 
     def __enter__(self) -> "RunLock":
         return self.acquire()

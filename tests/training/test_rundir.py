@@ -104,15 +104,19 @@ def lock_holder(tmp_path):
         child.wait()
 
 
-def test_a_second_process_on_the_same_directory_exits_2_at_once(tiny_data, lock_holder):
+@pytest.mark.parametrize("its_files", [False, True])
+def test_a_second_process_on_the_same_directory_exits_2_at_once(tiny_data, lock_holder, its_files):
     busy, child = lock_holder
+    if its_files:  # the holder is well into its run: still named by its PID, with or without --force
+        (busy / "run.json").write_text("{}")
     started = time.perf_counter()
-    res = _invoke(*_base(tiny_data, busy))
-    assert res.exit_code == 2, res.output
-    line = _one_error_line(res)
-    assert f"PID {child.pid}" in line and "in use by another mmbalance process" in line
+    for extra in ([], ["--force"]):
+        res = _invoke(*_base(tiny_data, busy), *extra)
+        assert res.exit_code == 2, res.output
+        line = _one_error_line(res)
+        assert f"PID {child.pid}" in line and "in use by another mmbalance process" in line
     assert time.perf_counter() - started < 30
-    assert not (busy / "run.json").exists()  # nothing was trained or written
+    assert sorted(p.name for p in busy.iterdir()) == sorted([LOCK_FILE] + (["run.json"] if its_files else []))
 
 
 def test_resume_of_a_locked_directory_exits_2(tiny_data, lock_holder):
@@ -156,7 +160,7 @@ def test_the_lock_is_released_when_training_fails(tmp_path):
     with pytest.raises(MMBalanceError):
         finetune(TrainConfig(model="av-tiny", data=str(tmp_path / "no-such-data.pt"), out=str(out), epochs=1),
                  progress=False)
-    assert out.is_dir() and not (out / LOCK_FILE).exists()
+    assert not out.exists()  # the lock and the directory it made are gone again
     RunLock(out).acquire().release()
 
 
