@@ -88,7 +88,7 @@ def finetune_command(
         missing = [flag for flag, value in (("--model", model), ("--data", data), ("--out", out)) if value is None]
         if missing:
             raise UsageError(f"missing {', '.join(missing)}", hint="or continue a run with --resume DIR")
-        check_new_run_dir(str(out), force=force)  # before decoding any media
+        check_new_run_dir(str(out), force=force, probe_lock=main_rank)  # before decoding any media
         data = media_data(str(data), skip_bad=skip_bad, **decoding)
         config = TrainConfig(
             model=str(model), data=str(data), out=str(out), checkpoint=str(checkpoint) if checkpoint else None,
