@@ -89,7 +89,7 @@ def check_output_dir(path: str | os.PathLike[str], *, what: str = "output direct
     Example:
         >>> check_output_dir("/etc/hostname/report")  # doctest: +SKIP
         Traceback (most recent call last):
-        mmbalance.errors.OutputError: cannot create output directory /etc/hostname/report: /etc/hostname is a file
+        mmbalance.errors.OutputError: cannot write output directory /etc/hostname/report: /etc/hostname is a file, ...
     """
     text = os.fspath(path)
     if not str(text).strip():
