@@ -38,6 +38,7 @@ from .errors import EstimatorError, MMBalanceError, ModelError, UsageError
 from .guards import (ConstantMonitor, check_finite, check_gradients_flow, check_logits_width,
                      check_width_follows_classes, completeness_warning,
                      constant_embedding_warning, gradient_estimators, unaudited_inputs)
+from .io import check_output_file
 from .models import ModelAdapter, load_model
 from .models.hf import default_pass_through, hf_model_class, is_hf_spec
 from .progress import progress_bar
@@ -179,6 +180,7 @@ def audit(
     layers = parse_embedding_layers(embedding_layers)
     if per_sample is not None:
         per_sample_format(per_sample)
+        check_output_file(per_sample, what="--per-sample", example="samples.csv")  # before the work, not after it
     started = time.perf_counter()
     dev = resolve_device(device)
     rank = init_distributed(dev)  # under torchrun: join the group; run_audit shards the data

@@ -23,6 +23,7 @@ from .report import build_report
 from .data import load_dataset
 from .data.synthetic import write_synthetic
 from .device import resolve_device
+from .io import check_output_dir
 from .models import load_model
 from .results import AuditResult
 from .training import TrainConfig, TrainResult, evaluate, finetune
@@ -77,22 +78,25 @@ def run_demo(out_dir: str | Path = "mmbalance-demo", *, epochs: int = 3, finetun
              data_sizes: Mapping[str, int] | None = None) -> DemoResult:
     """Run the five steps of the module docstring; files go under ``out_dir``.
 
+    The demo owns ``out_dir``: running it again replaces its data, runs (``plain/``,
+    ``balanced/``), audits and report, so ``make demo`` can be run any number of times.
+
     ``epochs`` plain epochs, then ``finetune_epochs`` with the attribution regularizer
     from the plain model's best checkpoint. Audits use Integrated Gradients with
     ``steps`` steps on the test split. ``data_sizes`` (``{"n_train": .., "n_val": ..,
     "n_test": ..}``) shrinks the data for quick checks.
     """
-    out = Path(out_dir)
+    out = check_output_dir(out_dir, what="--out")
     data_dir = out / "data"
     write_synthetic(data_dir, seed=seed, overwrite=True, **dict(data_sizes or {}))
     data = str(data_dir)
     plain = finetune(TrainConfig(model=DEMO_MODEL, data=data, out=str(out / "plain"), epochs=epochs, seed=seed,
-                                 device=device, lr=DEMO_LR), progress=progress)
+                                 device=device, lr=DEMO_LR), progress=progress, force=True)
     before = _audit(plain.best_path, data, steps=steps, device=device, progress=progress, seed=seed)
     before_path = before.save(out / "audit-plain.json")
     balanced = finetune(TrainConfig(model=DEMO_MODEL, data=data, out=str(out / "balanced"), epochs=finetune_epochs,
                                     checkpoint=str(plain.best_path), seed=seed, device=device, lr=DEMO_LR,
-                                    **DEMO_REGULARIZER), progress=progress)
+                                    **DEMO_REGULARIZER), progress=progress, force=True)
     after = _audit(balanced.best_path, data, steps=steps, device=device, progress=progress, seed=seed)
     after_path = after.save(out / "audit-balanced.json")
     unimodal = {"plain": unimodal_accuracies(plain.best_path, data, device=device),

@@ -53,3 +53,7 @@ class EstimatorError(MMBalanceError):
 
 class TrainingError(MMBalanceError):
     """Training cannot go on (NaN loss, incompatible resume directory)."""
+
+
+class OutputError(MMBalanceError):
+    """An output that cannot be written: a directory where a file is wanted, no space, read-only, locked."""

@@ -1,9 +1,11 @@
 """Shared pytest set-up: make ``tests/toys.py`` (toy models and data) importable everywhere."""
 
 import os
+import subprocess
 import sys
 
 import matplotlib
+import pytest
 import torch
 
 matplotlib.use("Agg")
@@ -12,3 +14,18 @@ sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("NO_COLOR", "1")
 # Two cores shared by parallel work: one intra-op thread keeps timings stable and fast.
 torch.set_num_threads(1)
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    """A 64 KiB tmpfs mounted in tmp_path (a real full disk); skips where mounting is not allowed."""
+    where = tmp_path / "tiny-tmpfs"
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)],
+                          capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True, check=False)

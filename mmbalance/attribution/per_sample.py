@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from torch import Tensor
 
 from ..errors import UsageError
+from ..io import PendingFile, check_output_file, output_error
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -69,14 +69,9 @@ class PerSampleWriter:
         self.path = Path(path)
         self.format = per_sample_format(self.path)
         self.modalities = tuple(modalities)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        except OSError as err:
-            raise UsageError(f"cannot write --per-sample {self.path}: {err.strerror or err}",
-                             hint="choose a writable location") from err
-        os.close(fd)
-        self._tmp = Path(tmp)
+        check_output_file(self.path, what="--per-sample", example="samples.csv")
+        self._pending = PendingFile(self.path)
+        self._tmp = self._pending.tmp
         self._columns: list[str] | None = None
         self._parquet: Any = None
         self._schema: Any = None
@@ -92,36 +87,44 @@ class PerSampleWriter:
             self._columns = list(frame.columns)
         else:
             frame = frame.reindex(columns=self._columns)
+        try:
+            self._append(frame)
+        except OSError as err:
+            raise output_error(err, self.path) from None
+        self.rows += len(frame)
+
+    def _append(self, frame: Any) -> None:
         if self.format == "csv":
             frame.to_csv(self._tmp, mode="a", header=self.rows == 0, index=False)
-        else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if self._parquet is None:
-                self._schema = table.schema
-                self._parquet = pq.ParquetWriter(self._tmp, self._schema)
-            self._parquet.write_table(table.cast(self._schema))
-        self.rows += len(frame)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self._parquet is None:
+            self._schema = table.schema
+            self._parquet = pq.ParquetWriter(self._tmp, self._schema)
+        self._parquet.write_table(table.cast(self._schema))
 
     def close(self) -> Path:
         """Finish the file and move it into place; returns its path."""
-        if self._parquet is not None:
-            self._parquet.close()
-            self._parquet = None
-        elif self.format == "parquet" and self.rows == 0:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+        try:
+            if self._parquet is not None:
+                self._parquet.close()
+                self._parquet = None
+            elif self.format == "parquet" and self.rows == 0:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
 
-            pq.write_table(pa.table({}), self._tmp)
-        os.replace(self._tmp, self.path)
-        return self.path
+                pq.write_table(pa.table({}), self._tmp)
+        except OSError as err:
+            self.abort()
+            raise output_error(err, self.path) from None
+        return self._pending.commit()
 
     def abort(self) -> None:
         """Drop the partial file (an audit that failed)."""
         if self._parquet is not None:
             with contextlib.suppress(Exception):
                 self._parquet.close()
-        with contextlib.suppress(OSError):
-            self._tmp.unlink()
+        self._pending.abort()

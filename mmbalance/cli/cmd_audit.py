@@ -11,6 +11,7 @@ import typer
 from ..attribution import list_estimators
 from ..audit import DEFAULT_BOOTSTRAP, DEFAULT_METHODS
 from ..audit import audit as run_audit
+from ..io import check_output_file
 from ..models import parse_model_args
 from ._media_options import SkipBadOpt, media_data, with_decoding_options
 from ._options import (BatchSizeOpt, CallOpt, CheckpointOpt, DataOpt, DeterministicOpt, DeviceOpt, JsonOpt,
@@ -85,6 +86,10 @@ def audit_command(
     Hugging Face: [bold]mmbalance audit --model hf:runs/vilt --data vqa.pt[/] (token ids at their embedding,
     masks passed through).
     """
+    if out is not None:
+        check_output_file(out, what="--out", example="audit.json")  # fail now, not after the audit
+    if per_sample is not None:
+        check_output_file(per_sample, what="--per-sample", example="samples.csv")
     data = media_data(data, skip_bad=skip_bad, **decoding)
     result = run_audit(
         model, data, checkpoint=str(checkpoint) if checkpoint else None, trust_checkpoint=trust_checkpoint,

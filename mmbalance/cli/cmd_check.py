@@ -19,6 +19,7 @@ from ..check import (CheckReport, Policy, append_step_summary, check, load_polic
                      to_annotations, to_table, write_junit)
 from ..check.rules import ABLATION, Verdict
 from ..errors import MMBalanceError, UsageError
+from ..io import check_output_file
 from ..results import AuditResult
 from ._options import (BatchSizeOpt, CheckpointOpt, DataOpt, DeviceOpt, ModalitiesOpt, ModelArgOpt,
                        ModelOpt, OutputOpt, QuietOpt, SplitOpt, TrustOpt, parse_output, split_list)
@@ -125,6 +126,9 @@ def check_command(
 
     Example: [bold]mmbalance check --audit audit.json --max-share 0.7 --min-share visual=0.25:warn --junit junit.xml[/]
     """
+    for flag, target, example in (("--junit", junit, "junit.xml"), ("--save-audit", save_audit, "audit.json")):
+        if target is not None:
+            check_output_file(target, what=flag, example=example)  # fail now, not after the audit
     policy = load_policy(policy_file) if policy_file is not None else Policy()
     flag_rules = rules_from_options(
         max_share=max_share or (), min_share=min_share or (), max_share_variance=max_share_variance,

@@ -13,13 +13,14 @@ from ..attribution.hooks import parse_embedding_layers
 from ..errors import UsageError
 from ..models import parse_model_args
 from ..training import TrainConfig, TrainingInterrupted, TrainResult, finetune
+from ..training.rundir import check_new_run_dir
 from ._media_options import SkipBadOpt, media_data, with_decoding_options
-from ._options import (BatchSizeOpt, CheckpointOpt, DeterministicOpt, DeviceOpt, ModalitiesOpt, ModelArgOpt, OutputOpt, QuietOpt,
-                       TrustOpt, parse_output, split_list)
+from ._options import (BatchSizeOpt, CheckpointOpt, DeterministicOpt, DeviceOpt, ModalitiesOpt, ModelArgOpt,
+                       OutputOpt, QuietOpt, parse_output, split_list)
 from .app import EXIT_INTERRUPTED, app, stderr_console, stdout_console
 
 # Options that may accompany --resume (everything else comes from the saved run).
-_RESUME_OPTIONS = {"resume", "device", "quiet"}
+_RESUME_OPTIONS = {"resume", "device", "quiet", "trust_checkpoint"}
 
 
 @app.command("finetune")
@@ -53,6 +54,7 @@ def finetune_command(
     amp: Annotated[bool, typer.Option("--amp", help="Mixed precision (CUDA only).")] = False,
     deterministic: DeterministicOpt = False,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the interrupted run in this directory with its saved settings.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the run already in --out (its best.pt, last.pt, metrics.csv, run.json, resume.pt).")] = False,
     output: OutputOpt = None,
     modalities: ModalitiesOpt = None,
     embedding_layer: Annotated[Optional[str], typer.Option(
@@ -61,7 +63,7 @@ def finetune_command(
                                   "-r attribution at --level embedding, -r ogm-ge, -r modality-dropout and "
                                   "the validation shares).")] = None,
     model_arg: ModelArgOpt = None,
-    trust_checkpoint: TrustOpt = False,
+    trust_checkpoint: Annotated[bool, typer.Option("--trust-checkpoint", help="Allow full unpickling of --checkpoint; with --resume, allow a run whose saved model is module:factory or file.py:factory. Only for files you trust: it can run code.")] = False,
     skip_bad: SkipBadOpt = False,
     quiet: QuietOpt = False,
     *,
@@ -74,6 +76,7 @@ def finetune_command(
     [bold]mmbalance finetune -m av-tiny -d data/avd -c runs/plain/best.pt -o runs/attr -r attribution --lambda 1[/]
     [bold]mmbalance finetune -m my_net.py:build -d data/avd -o runs/ogm -r ogm-ge --embedding-layer audio=audio_net,visual=visual_net[/]
     [bold]mmbalance finetune --resume runs/attr[/]   (after Ctrl-C)
+    [bold]mmbalance finetune ... -o runs/plain --force[/]   (start over in a directory that holds a run)
     [bold]torchrun --nproc_per_node 2 -m mmbalance finetune ...[/]   (DistributedDataParallel)
     """
     main_rank = int(os.environ.get("RANK", "0")) == 0
@@ -84,8 +87,8 @@ def finetune_command(
         if given:
             flags = ", ".join("--" + n.rstrip("_").replace("_", "-") for n in given)
             raise UsageError(f"--resume continues a run with its saved settings; drop {flags}",
-                             hint="only --device and --quiet may accompany --resume")
-        run = lambda: finetune(resume=resume, progress=not quiet,  # noqa: E731
+                             hint="only --device, --quiet and --trust-checkpoint may accompany --resume")
+        run = lambda: finetune(resume=resume, progress=not quiet, trust_checkpoint=trust_checkpoint,  # noqa: E731
                                device=device if ctx.get_parameter_source("device") is
                                ParameterSource.COMMANDLINE else None)
         where: Path | None = resume
@@ -93,6 +96,7 @@ def finetune_command(
         missing = [flag for flag, value in (("--model", model), ("--data", data), ("--out", out)) if value is None]
         if missing:
             raise UsageError(f"missing {', '.join(missing)}", hint="or continue a run with --resume DIR")
+        check_new_run_dir(str(out), force=force, probe_lock=main_rank)  # before decoding any media
         data = media_data(str(data), skip_bad=skip_bad, **decoding)
         config = TrainConfig(
             model=str(model), data=str(data), out=str(out), checkpoint=str(checkpoint) if checkpoint else None,
@@ -104,7 +108,7 @@ def finetune_command(
             pool=pool, penalty=penalty, target=target, scope=scope, lambda_warmup=lambda_warmup, alpha=alpha, p=p,
             zero_modalities=list(zero_modality or []), amp=amp, deterministic=deterministic)
         config.validate()
-        run = lambda: finetune(config, progress=not quiet)  # noqa: E731
+        run = lambda: finetune(config, progress=not quiet, force=force)  # noqa: E731
         where = out
     try:
         result = run()

@@ -9,6 +9,7 @@ from typing import Annotated, Optional, Sequence
 import typer
 from rich.markup import escape
 
+from ..io import check_output_dir
 from ..report import build_report, compare_audits, parse_formats
 from ..report.terminal import comparison_table
 from ..results import AuditResult
@@ -50,6 +51,7 @@ def report_command(
 
     Example: [bold]mmbalance report plain.json balanced.json --metrics runs/balanced/metrics.csv --out report[/]
     """
+    check_output_dir(out, what="--out")
     fmts = parse_formats(formats)
     results = [AuditResult.load(p) for p in audits]
     labels = audit_labels(audits) if len(audits) > 1 else None

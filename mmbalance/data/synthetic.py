@@ -132,6 +132,7 @@ def write_synthetic(
         >>> sorted(paths)
         ['test', 'train', 'val']
     """
+    from ..io import check_output_dir, check_output_file
     from .tensor_format import save_tensor_dataset
 
     out = Path(out_dir)
@@ -140,9 +141,10 @@ def write_synthetic(
         if n < 1:
             raise UsageError(f"--n-{split} must be at least 1, got {n}")
     _check_num_classes(num_classes)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out} exists and is not a directory", hint="choose another output directory")
+    check_output_dir(out, what="--out")
     targets = {split: out / f"{split}.pt" for split in sizes}
+    for target in targets.values():
+        check_output_file(target)
     existing = [str(p) for p in targets.values() if p.exists()]
     if existing and not overwrite:
         raise UsageError(f"refusing to overwrite {', '.join(existing)}",

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DataError
-from ..io import atomic_write_with
+from ..io import atomic_torch_save
 from .dataset import TensorMultimodalDataset, check_tensor_dataset
 
 __all__ = ["SUFFIXES", "load_tensor_file", "read_tensor_file", "save_tensor_dataset"]
@@ -139,7 +139,7 @@ def save_tensor_dataset(
     if extra:
         check_tensor_dataset(dict(extra), labels, None, where=f"'extra' of {path}")
         payload["extra"] = {name: _compact(t) for name, t in extra.items()}
-    atomic_write_with(path, lambda tmp: torch.save(payload, tmp))
+    atomic_torch_save(path, payload)
     return path
 
 

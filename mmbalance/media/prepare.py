@@ -37,7 +37,7 @@ import torch
 from ..data.dataset import select_modalities
 from ..data.tensor_format import save_tensor_dataset
 from ..errors import DataError, UsageError
-from ..io import atomic_write_json, atomic_write_with
+from ..io import atomic_torch_save, atomic_write_json, check_output_dir
 from ..progress import progress_bar
 from .dataset import read_collection
 from .decode import MediaError
@@ -128,14 +128,13 @@ def prepare(
         raise UsageError(f"workers must be a positive integer, got {workers!r}")
     if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
         raise UsageError(f"shard_size must be a positive integer, got {shard_size!r}")
+    check_output_dir(out, what="--out")
     spec = split_source(source)
     opts = spec.options.merged(options)
     skip = spec.skip_bad if skip_bad is None else bool(skip_bad)
     collection = read_collection(spec.path, skip_bad=skip, classes=spec.classes)
     mods = select_modalities(MODALITIES, modalities, where=spec.path)
     out_dir = Path(out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"--out {out_dir} is a file, not a folder")
 
     jobs = _split_jobs(collection, split, unsplit_name)
     cache = out_dir / CACHE_DIR / f"{opts.fingerprint()}-{'+'.join(mods)}"
@@ -270,7 +269,7 @@ def _decode_shard(cache: str, name: str, entries: list[tuple[str, MediaItem]], o
     meta: dict[str, Any] = {"keys": keys, "failed": failed, "file": None}
     if keys:
         payload = {"keys": keys, "inputs": {m: torch.stack(ts) for m, ts in tensors.items()}}
-        atomic_write_with(cache_dir / f"{name}.pt", lambda tmp: torch.save(payload, tmp))
+        atomic_torch_save(cache_dir / f"{name}.pt", payload)
         meta["file"] = f"{name}.pt"
     atomic_write_json(cache_dir / f"{name}.json", meta)  # written last: marks the shard complete
     return _ShardReport(name, tuple(keys), failed, errors)

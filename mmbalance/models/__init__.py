@@ -11,7 +11,7 @@ Example:
 
 from __future__ import annotations
 
-from ._builder import create_model, load_model, parse_model_args, resolve_factory
+from ._builder import create_model, load_model, parse_model_args, requires_code, resolve_factory
 from ._registry import (
     ModelInfo,
     is_model,
@@ -37,6 +37,7 @@ __all__ = [
     "model_source",
     "ModelInfo",
     "resolve_factory",
+    "requires_code",
     "create_model",
     "parse_model_args",
     "load_model",

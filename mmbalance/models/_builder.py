@@ -39,7 +39,7 @@ from .adapter import ModelAdapter, check_modalities, model_input_names
 from .checkpoint import load_checkpoint
 from .hf import hf_modalities, is_hf_spec, load_hf_model
 
-__all__ = ["resolve_factory", "create_model", "parse_model_args", "load_model"]
+__all__ = ["resolve_factory", "requires_code", "create_model", "parse_model_args", "load_model"]
 
 _SPEC_HINT = "use a registered name (see `mmbalance models`), package.module:factory or path/to/file.py:factory"
 
@@ -123,6 +123,19 @@ def _getattr_path(module: ModuleType, dotted: str, spec: str) -> Any:
                              hint=f"callables defined there: {', '.join(callables) or 'none'}")
         obj = getattr(obj, part)
     return obj
+
+
+def requires_code(spec: str) -> bool:
+    """Whether building ``spec`` would import code outside the registry (``module:factory``, ``file.py:factory``).
+
+    Imports and calls nothing; registered and installed entry-point names are not such code.
+
+    Example:
+        >>> requires_code("av-tiny"), requires_code("subprocess:getoutput"), requires_code("net.py:build")
+        (False, True, True)
+    """
+    spec = spec.strip()
+    return ":" in spec and not is_model(spec)
 
 
 def resolve_factory(spec: str) -> Callable[..., Any]:

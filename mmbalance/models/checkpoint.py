@@ -34,10 +34,11 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import CheckpointError
-from ..io import atomic_write_with
+from ..io import atomic_torch_save, atomic_write_with
 from ._registry import one_line
 
-__all__ = ["CheckpointKeys", "load_state_dict", "load_checkpoint", "save_state_dict", "unwrap_model"]
+__all__ = ["CheckpointKeys", "load_state_dict", "load_checkpoint", "read_torch_file", "save_state_dict",
+           "unwrap_model"]
 
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
 STRIPPED_PREFIXES = ("module.", "_orig_mod.")
@@ -72,6 +73,19 @@ def load_state_dict(path: str | os.PathLike[str], *, trust: bool = False) -> dic
         raise CheckpointError(f"checkpoint is not a file: {p}", hint="give the weights file, not a directory")
     obj = _read_safetensors(p) if p.suffix.lower() == ".safetensors" else _read_torch(p, trust)
     return _strip_prefixes(_extract_state_dict(obj, p))
+
+
+def read_torch_file(path: str | os.PathLike[str], *, trust: bool = False) -> Any:
+    """``torch.load`` of any file with the checkpoint rules: ``weights_only`` unless ``trust``.
+
+    Refused pickles name their globals; every failure is one :class:`CheckpointError` line.
+    Run directories (``resume.pt``) are read with it too.
+
+    Example:
+        >>> read_torch_file("runs/plain/resume.pt")["epoch"]  # doctest: +SKIP
+        3
+    """
+    return _read_torch(Path(path), trust)
 
 
 def _read_safetensors(p: Path) -> dict[str, Tensor]:
@@ -259,4 +273,4 @@ def save_state_dict(model: nn.Module, path: str | os.PathLike[str]) -> None:
         flat = {k: v.to("cpu", copy=True).contiguous() for k, v in sd.items()}
         atomic_write_with(path, lambda tmp: save_file(flat, str(tmp)))
     else:
-        atomic_write_with(path, lambda tmp: torch.save(sd, tmp))
+        atomic_torch_save(path, sd)

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import MMBalanceError, UsageError
+from ..errors import UsageError
+from ..io import check_output_dir, output_error, place_file
 from ..results import AuditResult
 from ._plot_style import figure_bytes
 from .compare import require_methods
@@ -165,24 +166,14 @@ def render_files(doc: ReportDocument, formats: Sequence[str]) -> dict[str, bytes
 def check_writable_dir(out: Path) -> None:
     """Fail early, with one clear line, when ``out`` cannot become a writable directory.
 
+    Kept for callers of the report package; the check itself is :func:`mmbalance.io.check_output_dir`.
+
     Example:
         >>> check_writable_dir(Path("/etc/hostname/report"))  # doctest: +SKIP
         Traceback (most recent call last):
-        mmbalance.errors.MMBalanceError: cannot create output directory /etc/hostname/report: ...
+        mmbalance.errors.OutputError: cannot write --out /etc/hostname/report: /etc/hostname is a file, ...
     """
-    hint = "choose another --out directory"
-    if out.exists() and not out.is_dir():
-        raise MMBalanceError(f"output path {out} exists and is not a directory", hint=hint)
-    ancestor = out
-    while not ancestor.exists():
-        if ancestor.parent == ancestor:
-            break
-        ancestor = ancestor.parent
-    if ancestor.exists() and not ancestor.is_dir():
-        raise MMBalanceError(f"cannot create output directory {out}: {ancestor} is a file, not a directory",
-                             hint=hint)
-    if ancestor.is_dir() and not os.access(ancestor, os.W_OK | os.X_OK):
-        raise MMBalanceError(f"cannot write to {ancestor}: permission denied", hint=hint)
+    check_output_dir(out, what="--out")
 
 
 def write_files(out: Path, files: dict[str, bytes]) -> None:
@@ -202,11 +193,10 @@ def write_files(out: Path, files: dict[str, bytes]) -> None:
         for name, data in files.items():
             _write_bytes(staging / name, data)
         for name in files:
-            os.replace(staging / name, out / name)
+            place_file(staging / name, out / name)  # through symlinks, into FIFOs; never over them
     except OSError as err:
         _cleanup(staging, missing)
-        raise MMBalanceError(f"cannot write the report to {out}: {err.strerror or err}",
-                             hint="choose a writable --out directory") from err
+        raise output_error(err, out / next(iter(files), "")) from None
     except BaseException:
         _cleanup(staging, missing)
         raise

@@ -25,6 +25,7 @@ import contextlib
 import csv
 import io
 import math
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from ..device import resolve_device
 from ..distributed import ShardSampler, all_reduce_sum, barrier, init_distributed, shutdown_distributed
 from ..errors import TrainingError, UsageError
 from ..guards import check_finite
-from ..io import atomic_write_json, atomic_write_text
+from ..io import atomic_write_json, atomic_write_text, check_output_dir
 from ..models import ModelAdapter, load_model, save_state_dict
 from ..progress import progress_bar
 from ..reproducibility import deterministic_mode
@@ -50,6 +51,7 @@ from .config import TrainConfig
 from .differentiable import AttributionSpec, modality_scores, share_penalty, soft_shares
 from .embeddings import training_view
 from .regularizers import Regularizer, build_regularizer, fusion_parameters
+from .rundir import RunLock, check_new_run_dir, clear_run_files
 from .resume import RESUME_FILE, RUN_FILE, capture_rng, load_resume, restore_rng, save_resume
 
 __all__ = ["METRIC_COLUMNS", "TrainResult", "TrainingInterrupted", "evaluate", "finetune", "metrics_csv",
@@ -229,7 +231,8 @@ def _eval_spec(config: TrainConfig) -> AttributionSpec:
 
 
 def finetune(config: TrainConfig | None = None, *, resume: str | Path | None = None, progress: bool = True,
-             device: str | None = None, on_epoch_end: EpochCallback | None = None) -> TrainResult:
+             device: str | None = None, on_epoch_end: EpochCallback | None = None, force: bool = False,
+             trust_checkpoint: bool = False) -> TrainResult:
     """Train ``config.model`` on ``config.data`` (from ``config.checkpoint`` when given) with a balancing method.
 
     Pass ``resume=DIR`` instead of ``config`` to continue an interrupted run with its saved
@@ -239,31 +242,55 @@ def finetune(config: TrainConfig | None = None, *, resume: str | Path | None = N
     of an uninterrupted one. Ctrl-C raises :class:`TrainingInterrupted`; a non-finite loss
     stops training with :class:`TrainingError`, keeping the last good checkpoint.
 
+    A new run refuses an ``out`` directory that already holds a run unless ``force`` (its old
+    checkpoints and metrics are then removed when the new run starts). One process at a time
+    works in a run directory (see :class:`~mmbalance.training.rundir.RunLock`). A resumed run
+    whose saved model spec is not a registered name (``module:factory``, ``file.py:factory``)
+    is refused unless ``trust_checkpoint``: resuming it would import and call that code.
+
     Example:
         >>> finetune(TrainConfig(model="av-tiny", data="data/avd", out="runs/p", epochs=2))  # doctest: +SKIP
     """
     state: dict[str, Any] | None = None
-    if resume is not None:
-        if config is not None:
-            raise UsageError("give either a configuration or a run directory to resume, not both")
-        config, state = load_resume(resume)
-        config.out = str(Path(resume))
-    elif config is None:
-        raise UsageError("finetune needs a configuration (or resume=DIR)")
-    if device is not None:
-        config.device = device
-    config.validate()
-    dev = resolve_device(config.device)
-    if config.amp and dev.type != "cuda":
-        raise UsageError("--amp (mixed precision) needs a CUDA device", hint="drop --amp or use --device cuda")
-    info = init_distributed(dev)
-    if info.enabled and dev.type == "cuda":
-        dev = torch.device("cuda", info.local_rank)
+    lock: RunLock | None = None
     try:
-        with deterministic_mode(config.deterministic):
-            return _train(config, state, dev, info.rank, info.world_size, progress and info.is_main, on_epoch_end)
+        if resume is not None:
+            if config is not None:
+                raise UsageError("give either a configuration or a run directory to resume, not both")
+            if _main_process() and Path(resume).is_dir():
+                lock = RunLock(resume).acquire()
+            config, state = load_resume(resume, trust=trust_checkpoint)
+            config.out = str(Path(resume))
+        elif config is None:
+            raise UsageError("finetune needs a configuration (or resume=DIR)")
+        if device is not None:
+            config.device = device
+        config.validate()
+        if state is None:
+            check_output_dir(config.out, what="--out")
+            if _main_process():
+                lock = RunLock(config.out).acquire()  # first: a busy directory is named by its holder's PID
+            check_new_run_dir(config.out, force=force, probe_lock=False)
+        dev = resolve_device(config.device)
+        if config.amp and dev.type != "cuda":
+            raise UsageError("--amp (mixed precision) needs a CUDA device", hint="drop --amp or use --device cuda")
+        info = init_distributed(dev)
+        if info.enabled and dev.type == "cuda":
+            dev = torch.device("cuda", info.local_rank)
+        try:
+            with deterministic_mode(config.deterministic):
+                return _train(config, state, dev, info.rank, info.world_size, progress and info.is_main,
+                              on_epoch_end)
+        finally:
+            shutdown_distributed()
     finally:
-        shutdown_distributed()
+        if lock is not None:
+            lock.release()
+
+
+def _main_process() -> bool:
+    """Rank 0 under torchrun (read before the process group exists), or a plain process."""
+    return int(os.environ.get("RANK", "0") or 0) == 0
 
 
 def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device, rank: int, world: int,
@@ -317,6 +344,7 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
                 "history": history, "best_acc": best_acc, "best_epoch": best_epoch}
 
     if main and state is None:
+        clear_run_files(out)  # a forced new run: the old run's checkpoints and metrics must not mix with it
         atomic_write_json(out / RUN_FILE, run_info)
         save_resume(out, snapshot(0))
     barrier()

@@ -22,8 +22,10 @@ from typing import Any
 
 import torch
 
-from ..errors import TrainingError
-from ..io import atomic_write_with
+from ..errors import CheckpointError, TrainingError
+from ..io import atomic_torch_save
+from ..models import requires_code
+from ..models.checkpoint import read_torch_file
 from .config import TrainConfig
 
 __all__ = ["RESUME_FILE", "RESUME_FORMAT", "RUN_FILE", "capture_rng", "load_resume", "restore_rng",
@@ -59,12 +61,18 @@ def save_resume(run_dir: str | os.PathLike[str], state: dict[str, Any]) -> Path:
     """Write ``state`` (plus the format tag) to ``run_dir/resume.pt`` atomically."""
     path = Path(run_dir) / RESUME_FILE
     payload = dict(state, format=RESUME_FORMAT)
-    atomic_write_with(path, lambda tmp: torch.save(payload, tmp))
+    atomic_torch_save(path, payload)
     return path
 
 
-def load_resume(run_dir: str | os.PathLike[str]) -> tuple[TrainConfig, dict[str, Any]]:
+def load_resume(run_dir: str | os.PathLike[str], *, trust: bool = False) -> tuple[TrainConfig, dict[str, Any]]:
     """The saved configuration and training state of ``run_dir``.
+
+    A run directory is untrusted input, like a checkpoint: ``run.json`` is plain JSON,
+    ``resume.pt`` is read with the checkpoint loader (``weights_only``), and a model spec
+    that would import code (``module:factory``, ``file.py:factory``) is refused with
+    :class:`CheckpointError` unless ``trust`` (``--trust-checkpoint``), before anything is
+    imported or called.
 
     Raises :class:`TrainingError` (exit code 2) when the directory holds no run, no
     ``resume.pt``, an unreadable one, or one whose configuration disagrees with ``run.json``.
@@ -83,14 +91,17 @@ def load_resume(run_dir: str | os.PathLike[str]) -> tuple[TrainConfig, dict[str,
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise TrainingError(f"cannot resume {d}: {RUN_FILE} is unreadable or not from mmbalance ({err})",
                             hint=hint) from None
+    check_resumable_model(config.model, where=run_file, trust=trust)
     if not state_file.is_file():
         raise TrainingError(f"cannot resume {d}: {RESUME_FILE} is missing",
                             hint="the run was made by an older mmbalance or its training state was deleted")
     try:
-        state = torch.load(state_file, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - truncated zip, pickle errors: all mean "unreadable"
-        raise TrainingError(f"cannot resume {d}: {RESUME_FILE} is unreadable ({type(err).__name__})",
-                            hint="it may be truncated; start a new run") from None
+        state = read_torch_file(state_file)  # never trusted: a training state is tensors and plain data
+    except CheckpointError as err:
+        refused = "refuse" in err.message
+        raise TrainingError(f"cannot resume {d}: {RESUME_FILE} is {'refused as unsafe' if refused else 'unreadable'} "
+                            f"({err.message})",
+                            hint="start a new run" if refused else "it may be truncated; start a new run") from None
     if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
         raise TrainingError(f"cannot resume {d}: {RESUME_FILE} is not a {RESUME_FORMAT} training state",
                             hint="start a new run")
@@ -98,6 +109,28 @@ def load_resume(run_dir: str | os.PathLike[str]) -> tuple[TrainConfig, dict[str,
         raise TrainingError(f"cannot resume {d}: {RESUME_FILE} belongs to another configuration than {RUN_FILE}",
                             hint="the directory mixes two runs; start a new run in an empty directory")
     return config, state
+
+
+def check_resumable_model(spec: Any, *, where: str | os.PathLike[str], trust: bool = False) -> None:
+    """Refuse a saved model spec that would import code, unless ``trust``; imports and calls nothing.
+
+    A registered (or installed entry-point) name is fine; ``module:factory`` and
+    ``file.py:factory`` name code that resuming would import and call.
+
+    Example:
+        >>> check_resumable_model("av-tiny", where="run.json")
+        >>> check_resumable_model("subprocess:getoutput", where="run.json")  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        mmbalance.errors.CheckpointError: run.json names the model 'subprocess:getoutput' ...
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise TrainingError(f"{where} names no model ({spec!r})", hint="start a new run")
+    if trust or not requires_code(spec):
+        return
+    raise CheckpointError(
+        f"{where} names the model {spec!r}, which is not a registered model: resuming would import and call it",
+        hint="pass --trust-checkpoint with --resume only if you trust this run directory: it can run "
+             "arbitrary code")
 
 
 # Settings a resumed run may change without becoming another run.

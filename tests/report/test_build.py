@@ -192,7 +192,7 @@ def test_failed_write_leaves_previous_contents(tmp_path, monkeypatch):
         real(path, data)
 
     monkeypatch.setattr(build, "_write_bytes", flaky)
-    with pytest.raises(MMBalanceError, match="No space left on device"):
+    with pytest.raises(MMBalanceError, match="no space left on the device holding"):
         build_report([make_audit()], out_dir=out)
     assert files_in(out) == ["notes.txt"]
 
