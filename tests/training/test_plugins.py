@@ -132,7 +132,7 @@ def test_resume_of_a_plugin_run_keeps_its_embedding_layers(tiny_data, tmp_path):
     full = finetune(cfg(tmp_path / "full"), progress=False)
     with pytest.raises(TrainingInterrupted):
         finetune(cfg(tmp_path / "cut"), progress=False, on_epoch_end=stop_after_first)
-    res = runner.invoke(app, ["finetune", "--resume", str(tmp_path / "cut"), "-q"])
+    res = runner.invoke(app, ["finetune", "--resume", str(tmp_path / "cut"), "--trust-checkpoint", "-q"])
     assert res.exit_code == 0, res.output
     assert _rows(tmp_path / "cut" / "metrics.csv") == _rows(full.metrics_path)
     a = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)
