@@ -10,8 +10,9 @@ from typing import Any, Mapping, Sequence
 from ..errors import UsageError
 from .differentiable import ATTRIBUTIONS, LEVELS, PENALTIES, POOLS
 
-SCHEDULERS = ("cosine", "constant")
-REGULARIZERS = ("none", "attribution", "ogm-ge", "modality-dropout")
+SCHEDULERS = ("cosine", "constant", "step")
+REGULARIZERS = ("none", "attribution", "ogm-ge", "modality-dropout", "gblend")
+OPTIMIZERS = ("adam", "adamw", "sgd")
 SCOPES = ("fusion", "all")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -117,6 +118,17 @@ class TrainConfig:
     p: float = 0.5
     zero_modalities: list[str] = field(default_factory=list)
     amp: bool = False
+    # optimizer and schedule (every method), and the methods of issue 14 (see training/methods/)
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    step_size: int = 70
+    gamma: float = 0.1
+    modulation_start: int = 1
+    modulation_end: int | None = None
+    unimodal: str | None = None
+    aux_heads: bool = False
+    aux_weight: float = 1.0
+    gblend_every: int = 1
 
     def validate(self, modalities: Sequence[str] | None = None) -> None:
         """Raise :class:`UsageError` for values that cannot work (names checked when ``modalities`` are given)."""
@@ -153,6 +165,8 @@ class TrainConfig:
         if str(self.device).split(":")[0].strip().lower() not in DEVICES:
             raise UsageError(f"unknown --device {self.device!r}", hint="use one of auto, cpu, cuda")
         parse_target(self.target, modalities)
+        from .methods.settings import validate_method_settings
+        validate_method_settings(self, modalities)
         if modalities is not None:
             unknown = [m for m in self.zero_modalities if m not in modalities]
             if unknown:

@@ -16,6 +16,10 @@ optimizer of their own; the encoders learn from the cross-entropy alone. At the
 embedding level this uses the embeddings detached from the encoders; at the input
 level the attribution pass runs with the encoder weights detached.
 
+With ``--aux-heads`` a Linear classifier on each modality's embedding adds
+``aux_weight * sum_m CE_m`` to the loss, so every encoder also learns from its own
+unimodal loss (:mod:`.aux_heads`), which the fusion-scoped penalty cannot give it.
+
 Example:
     >>> from mmbalance.training import TrainConfig
     >>> cfg = TrainConfig(model="av-tiny", data="d", out="o", regularizer="attribution", lambda_=2.0,
@@ -60,6 +64,7 @@ class AttributionRegularizer(Regularizer):
         self._frozen_names: set[str] = set()
 
     def check(self, adapter: nn.Module) -> None:
+        super().check(adapter)  # --aux-heads
         if self.spec.level == "embedding" and not getattr(adapter, "has_embeddings", False):
             raise UsageError(f"{type(getattr(adapter, 'model', adapter)).__name__} exposes no per-modality "
                              "embeddings (encode/fuse)", hint="use --level input, or a built-in model")
@@ -106,14 +111,22 @@ class AttributionRegularizer(Regularizer):
 
     def step(self, adapter: nn.Module, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
         lam = self._lambda
+        aux_embeddings = None
         if self.spec.level == "embedding":
             embeddings = adapter.encode(inputs)
             logits = adapter.fuse(embeddings)
         else:
             embeddings = None
-            logits = adapter(inputs)
+            if self.aux is not None:
+                aux_embeddings = adapter.encode(inputs)
+                logits = adapter.fuse(aux_embeddings)
+            else:
+                logits = adapter(inputs)
         task = F.cross_entropy(logits.float(), labels)
         penalty, _ = self.penalty(adapter, inputs, labels, create_graph=lam > 0, embeddings=embeddings,
                                   logits=logits)
         loss = task + lam * penalty if lam > 0 else task
+        aux = self.aux_loss(embeddings if embeddings is not None else aux_embeddings or {}, labels)
+        if aux is not None:
+            loss = loss + aux
         return StepOutput(logits=logits, loss=loss, task_loss=task.detach(), penalty=penalty.detach())
