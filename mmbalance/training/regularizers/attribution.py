@@ -31,7 +31,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -118,8 +118,9 @@ class AttributionRegularizer(Regularizer):
         else:
             embeddings = None
             if self.aux is not None:
-                aux_embeddings = adapter.encode(inputs)
-                logits = adapter.fuse(aux_embeddings)
+                net: Any = adapter
+                aux_embeddings = net.encode(inputs)
+                logits = net.fuse(aux_embeddings)
             else:
                 logits = adapter(inputs)
         task = F.cross_entropy(logits.float(), labels)

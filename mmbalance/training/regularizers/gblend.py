@@ -96,10 +96,12 @@ class GradientBlending(Regularizer):
 
     def head_logits(self, adapter: nn.Module, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Logits of every head: each modality's auxiliary head and ``fused``."""
-        assert self.aux is not None
-        embeddings = adapter.encode(inputs)
+        if self.aux is None:
+            raise RuntimeError("GradientBlending.check(adapter) builds the heads; call it first")
+        net: Any = adapter
+        embeddings = net.encode(inputs)
         out = self.aux(embeddings)
-        out[FUSED] = adapter.fuse(embeddings)
+        out[FUSED] = net.fuse(embeddings)
         return out
 
     def step(self, adapter: nn.Module, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
@@ -112,7 +114,8 @@ class GradientBlending(Regularizer):
     def head_losses(self, adapter: nn.Module, dataset: Any, indices: Sequence[int], *, batch_size: int,
                     device: torch.device) -> dict[str, float]:
         """Mean cross-entropy of every head on ``dataset[indices]`` (eval mode)."""
-        assert self.aux is not None
+        if self.aux is None:
+            raise RuntimeError("GradientBlending.check(adapter) builds the heads; call it first")
         was = adapter.training, self.aux.training
         adapter.eval()
         self.aux.eval()
