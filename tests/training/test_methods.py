@@ -204,3 +204,21 @@ def test_aux_heads_give_the_encoders_their_own_loss():
         if aux:
             assert reg.extra_modules().heads["visual"].weight.grad.abs().sum() > 0
     assert not torch.allclose(grads[False], grads[True])
+
+
+# -- the finetune flags ------------------------------------------------------------------------------------------
+
+def test_finetune_cli_takes_the_method_flags(tiny_data, tmp_path):
+    from typer.testing import CliRunner
+
+    from mmbalance.cli import app
+    runner = CliRunner()
+    res = runner.invoke(app, ["finetune", "-m", "av-tiny", "-d", tiny_data, "-o", str(tmp_path / "r"), "--epochs", "1",
+                              "-b", "16", "--unimodal", "visual", "--optimizer", "sgd", "--momentum", "0.5",
+                              "--scheduler", "step", "--step-size", "1", "-q"])
+    assert res.exit_code == 0, res.output
+    cfg = json.loads((tmp_path / "r" / "run.json").read_text())["config"]
+    assert (cfg["unimodal"], cfg["optimizer"], cfg["momentum"], cfg["scheduler"]) == ("visual", "sgd", 0.5, "step")
+    bad = runner.invoke(app, ["finetune", "-m", "av-tiny", "-d", tiny_data, "-o", str(tmp_path / "b"),
+                              "--optimizer", "rmsprop"])
+    assert bad.exit_code == 2 and "unknown --optimizer" in bad.output and "Traceback" not in bad.output
