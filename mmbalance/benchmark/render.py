@@ -19,7 +19,7 @@ from ..io import atomic_write_text
 __all__ = ["bench_markdown", "bench_scatter", "bench_table", "write_bench_html"]
 
 _HEADERS = ["Method", "Seeds", "Test accuracy", "Δ best unimodal (per seed)", "Δ plain (per seed)", "Shares",
-            "Share variance", "Variance cut vs plain", "Epoch time vs plain"]
+            "Share variance", "Variance cut vs plain", "Step time vs plain"]
 
 
 def _f(value: Any, fmt: str) -> str:
@@ -54,8 +54,9 @@ def bench_markdown(doc: Mapping[str, Any]) -> str:
     lines += ["| " + " | ".join(cells) + " |" for cells in bench_table(doc)]
     lines += ["", "Share variance: the population variance of a model's modality shares across modalities "
               "(0 = perfectly balanced; 0.25 = one of two modalities takes everything). Variance cut: "
-              "1 − variance / plain's variance. Epoch time: median seconds per epoch (training and validation) "
-              "relative to plain; the ensemble's is the sum of its members'. Δ columns: this method's test "
+              "1 − variance / plain's variance. Step time: the median time of an epoch's training steps (validation "
+              "excluded; every method runs the same steps per epoch) relative to plain's; the ensemble's is the sum "
+              "of its members'. Δ columns: this method's test "
               "accuracy minus the best unimodal model's and minus plain's, seed by seed, in percentage points.",
               ""]
     return "\n".join(lines)

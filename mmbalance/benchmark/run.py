@@ -141,6 +141,23 @@ def _config(base: Mapping[str, Any], plan: RunPlan, out: Path, seed: int) -> Tra
     return TrainConfig(**fields)
 
 
+_FREE = {"out", "device"}  # may differ between invocations
+
+
+def _check_same_settings(run_dir: Path, config: TrainConfig) -> None:
+    """Refuse to reuse a run trained with other settings (a stale row would be a silent wrong answer)."""
+    try:
+        saved = json.loads((run_dir / RUN_FILE).read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    wanted = json.loads(json.dumps(config.to_dict()))
+    changed = sorted(k for k in wanted if k not in _FREE and saved.get(k, wanted[k]) != wanted[k])
+    if changed:
+        what = ", ".join(f"{k} {saved.get(k)!r} -> {wanted[k]!r}" for k in changed[:4])
+        raise UsageError(f"{run_dir} was trained with other settings ({what})",
+                         hint="use another --out, or delete that run directory to retrain it")
+
+
 def _finished(run_dir: Path) -> bool:
     try:
         info = json.loads((run_dir / RUN_FILE).read_text())
@@ -149,15 +166,17 @@ def _finished(run_dir: Path) -> bool:
     return "best_val_accuracy" in info
 
 
-def _epoch_seconds(run_dir: Path) -> float:
+def _median_seconds(run_dir: Path, column: str) -> float:
     with open(run_dir / "metrics.csv", newline="") as fh:
-        values = [float(row["epoch_seconds"]) for row in csv.DictReader(fh) if row.get("epoch_seconds")]
+        values = [float(row[column]) for row in csv.DictReader(fh) if row.get(column)]
     return float(statistics.median(values)) if values else 0.0
 
 
 def _run_one(plan: RunPlan, run_dir: Path, base: Mapping[str, Any], seed: int, done: Mapping[str, BenchRecord],
              modalities: Sequence[str], test_set: Callable[[Sequence[str]], MultimodalDataset], device: str,
              steps: int, out: Path) -> tuple[BenchRecord, str]:
+    if plan.method != "ensemble":
+        _check_same_settings(run_dir, _config(base, plan, out, seed))
     result_path = run_dir / RESULT_FILE
     if result_path.is_file():
         return BenchRecord.from_dict(json.loads(result_path.read_text())), "done"
@@ -166,6 +185,7 @@ def _run_one(plan: RunPlan, run_dir: Path, base: Mapping[str, Any], seed: int, d
         spec, args, ckpt, seconds = _assemble_ensemble(plan, run_dir, done, base, out, seed)
         mods = list(modalities)
         info = {}
+        epoch_seconds = sum(done[n].extra.get("epoch_seconds", 0.0) for n in plan.members)
     else:
         if _finished(run_dir):
             status = "audited"
@@ -183,13 +203,15 @@ def _run_one(plan: RunPlan, run_dir: Path, base: Mapping[str, Any], seed: int, d
         else:
             spec, args, mods = config.model, dict(config.model_args), list(modalities)
         ckpt = run_dir / "best.pt"
-        seconds = _epoch_seconds(run_dir)
+        seconds = _median_seconds(run_dir, "train_seconds") or _median_seconds(run_dir, "epoch_seconds")
+        epoch_seconds = _median_seconds(run_dir, "epoch_seconds")
     report = audit(spec, test_set(mods), checkpoint=str(ckpt), model_args=args, methods=["ig"], steps=steps,
                    bootstrap=0, progress=False, device=device)
     shares = {m: float(report.shares.get(m, 0.0)) for m in modalities}
     record = BenchRecord(run=plan.name, method=plan.method, seed=seed, test_accuracy=float(report.accuracy),
-                         shares=shares, epoch_seconds=seconds, best_val_accuracy=info.get("best_val_accuracy"),
-                         best_epoch=info.get("best_epoch"), run_dir=str(run_dir))
+                         shares=shares, train_seconds=seconds, best_val_accuracy=info.get("best_val_accuracy"),
+                         best_epoch=info.get("best_epoch"), run_dir=str(run_dir),
+                         extra={"epoch_seconds": epoch_seconds})
     atomic_write_json(result_path, record.to_dict())
     return record, status
 
@@ -211,4 +233,4 @@ def _assemble_ensemble(plan: RunPlan, run_dir: Path, done: Mapping[str, BenchRec
     run_dir.mkdir(parents=True, exist_ok=True)
     save_state_dict(model, run_dir / "best.pt")
     atomic_write_json(run_dir / RUN_FILE, {"model": "ensemble", "model_args": args, "members": list(plan.members)})
-    return "ensemble", args, run_dir / "best.pt", sum(done[n].epoch_seconds for n in plan.members)
+    return "ensemble", args, run_dir / "best.pt", sum(done[n].train_seconds for n in plan.members)

@@ -33,14 +33,19 @@ def share_variance(shares: Mapping[str, float]) -> float:
 
 @dataclass
 class BenchRecord:
-    """One trained (or assembled) model: its run, seed, test accuracy, test shares and time per epoch."""
+    """One trained (or assembled) model: its run, seed, test accuracy, test shares and training time.
+
+    ``train_seconds``: the median over epochs of the seconds spent in training steps (validation and
+    G-Blend's loss measurements excluded); every method runs the same steps per epoch, so its ratio to
+    plain's is the step-time ratio. An ensemble's is the sum of its members'.
+    """
 
     run: str
     method: str
     seed: int
     test_accuracy: float
     shares: dict[str, float]
-    epoch_seconds: float
+    train_seconds: float
     best_val_accuracy: float | None = None
     best_epoch: int | None = None
     run_dir: str = ""
@@ -72,7 +77,7 @@ def summarize(records: Sequence[BenchRecord]) -> dict[str, dict[str, Any]]:
 
     ``delta_best_unimodal`` and ``delta_plain`` are per seed (in ``seeds`` order), against the best
     ``unimodal-*`` run of that seed and the ``plain`` run of that seed; ``relative_time`` is the mean
-    epoch time over plain's.
+    ``train_seconds`` over plain's (the step-time ratio).
     """
     by_run: dict[str, list[BenchRecord]] = {}
     for r in records:
@@ -82,7 +87,7 @@ def summarize(records: Sequence[BenchRecord]) -> dict[str, dict[str, Any]]:
         by_seed.setdefault(r.seed, {})[r.run] = r
     plain = by_run.get("plain", [])
     plain_var = _mean([r.share_variance for r in plain])
-    plain_time = _mean([r.epoch_seconds for r in plain])
+    plain_time = _mean([r.train_seconds for r in plain])
     out: dict[str, dict[str, Any]] = {}
     for run, recs in by_run.items():
         recs = sorted(recs, key=lambda r: r.seed)
@@ -97,7 +102,7 @@ def summarize(records: Sequence[BenchRecord]) -> dict[str, dict[str, Any]]:
                            if "plain" in seed_runs else None)
         modalities = list(recs[0].shares)
         var = _mean([r.share_variance for r in recs])
-        time_ = _mean([r.epoch_seconds for r in recs])
+        time_ = _mean([r.train_seconds for r in recs])
         out[run] = {
             "run": run, "method": recs[0].method, "seeds": [r.seed for r in recs], "n": len(recs),
             "accuracy_mean": _mean(accs), "accuracy_std": _std(accs), "accuracies": accs,
@@ -105,7 +110,7 @@ def summarize(records: Sequence[BenchRecord]) -> dict[str, dict[str, Any]]:
             "shares": {m: _mean([r.shares.get(m, 0.0) for r in recs]) for m in modalities},
             "share_variance": var,
             "variance_cut": 1.0 - var / plain_var if plain_var and plain_var > 0 else None,
-            "epoch_seconds": time_,
+            "train_seconds": time_,
             "relative_time": time_ / plain_time if plain_time and plain_time > 0 else None,
         }
     return out

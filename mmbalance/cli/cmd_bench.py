@@ -27,6 +27,8 @@ def bench_command(
     batch_size: BatchSizeOpt = 32,
     test_split: Annotated[str, typer.Option("--test-split", help="Split on which accuracy and shares are measured.")] = "test",
     steps: Annotated[int, typer.Option("--steps", min=1, help="Integrated Gradients steps of each audit.")] = 16,
+    lambda_: Annotated[float, typer.Option("--lambda", help="Attribution methods: weight of the penalty.")] = 1.0,
+    target: Annotated[str, typer.Option("--target", help="Attribution methods: target shares, equal or audio=0.3,visual=0.7.")] = "equal",
     model_arg: ModelArgOpt = None,
     device: DeviceOpt = "auto",
     quiet: QuietOpt = False,
@@ -49,7 +51,8 @@ def bench_command(
     try:
         result = bench(model, data, out=out, methods=names, seeds=range(seeds), epochs=epochs, lr=lr,
                        batch_size=batch_size, model_args=parse_model_args(model_arg or []), device=device,
-                       test_split=test_split, steps=steps, progress=not quiet, on_run=told)
+                       test_split=test_split, steps=steps, progress=not quiet, on_run=told,
+                       train={"lambda_": lambda_, "target": target})
     except TrainingInterrupted as stop:
         err.print(f"[bold yellow]interrupted[/]: {stop.epochs_done} complete epoch(s) saved in {stop.out_dir}; "
                   "run the same command again to continue")

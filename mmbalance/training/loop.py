@@ -354,6 +354,7 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
                         sums[4] += 1
                     advance(1)
                 sums = all_reduce_sum(sums)
+                train_seconds = time.perf_counter() - started  # the training steps alone (bench: step time)
                 lr = optimizers[0].param_groups[0]["lr"]
                 for sch in schedulers:
                     sch.step()
@@ -371,6 +372,7 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
                 }
                 row.update({f"share_{m}": v for m, v in val["shares"].items()})
                 row["val_penalty"] = val.get("penalty")
+                row["train_seconds"] = round(train_seconds, 4)
                 row.update(regularizer.metrics())
                 history.append(row)
                 if val["accuracy"] > best_acc:

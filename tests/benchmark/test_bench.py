@@ -95,7 +95,7 @@ def test_ensemble_is_audited_from_the_unimodal_runs(tmp_path):
     uni = result.records[0]
     assert uni.shares == {"audio": pytest.approx(1.0), "visual": 0.0}
     ens = result.records[2]
-    assert ens.epoch_seconds == pytest.approx(result.records[0].epoch_seconds + result.records[1].epoch_seconds)
+    assert ens.train_seconds == pytest.approx(result.records[0].train_seconds + result.records[1].train_seconds)
     assert json.loads((out / "runs" / "ensemble" / "seed0" / "run.json").read_text())["model"] == "ensemble"
 
 
@@ -103,3 +103,12 @@ def test_cli_bad_method_is_one_line_and_exit_2(tmp_path):
     res = CliRunner().invoke(app, ["bench", "-m", "av-tiny", "-d", DATA, "-o", str(tmp_path), "--methods", "nope"])
     assert res.exit_code == 2
     assert "unknown bench method" in res.output and "Traceback" not in res.output
+
+
+def test_a_run_with_other_settings_is_refused_not_reused(tmp_path):
+    out = tmp_path / "b"
+    bench("av-tiny", DATA, out=out, methods=["plain"], seeds=[0], **FAST)
+    with pytest.raises(UsageError, match="lr"):
+        bench("av-tiny", DATA, out=out, methods=["plain"], seeds=[0], lr=5e-3, **FAST)
+    again = bench("av-tiny", DATA, out=out, methods=["plain"], seeds=[0], **dict(FAST, device="auto"))
+    assert again.trained == []

@@ -61,7 +61,7 @@ def _run(args: list[str], nproc: int, cwd: Path) -> subprocess.CompletedProcess:
 
 def _metrics(path: Path) -> list[dict[str, float]]:
     with open(path, newline="") as fh:
-        return [{k: float(v) for k, v in row.items() if v != "" and k != "epoch_seconds"} for row in csv.DictReader(fh)]
+        return [{k: float(v) for k, v in row.items() if v != "" and not k.endswith("_seconds")} for row in csv.DictReader(fh)]
 
 
 def _close(a: list[dict[str, float]], b: list[dict[str, float]], tol: float) -> None:
