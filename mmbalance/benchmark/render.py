@@ -10,13 +10,52 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import math
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..errors import UsageError
 from ..io import atomic_write_text
+from .summary import BENCH_SCHEMA
 
-__all__ = ["bench_markdown", "bench_scatter", "bench_table", "write_bench_html"]
+__all__ = ["bench_markdown", "bench_scatter", "bench_table", "is_bench_file", "load_bench", "render_bench",
+           "write_bench_html"]
+
+
+def load_bench(path: str | Path) -> dict[str, Any]:
+    """Read a ``bench.json``; :class:`UsageError` when it is not one."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise UsageError(f"cannot read bench file {path}: {str(err).splitlines()[0]}") from None
+    if not isinstance(doc, dict) or doc.get("schema") != BENCH_SCHEMA or not isinstance(doc.get("table"), dict):
+        raise UsageError(f"{path} is not a bench file (schema {BENCH_SCHEMA})", hint="give the bench.json of "
+                         "`mmbalance bench`")
+    return doc
+
+
+def is_bench_file(path: str | Path) -> bool:
+    """Whether ``path`` is a readable ``bench.json`` (schema ``mmbalance.bench/1``)."""
+    try:
+        load_bench(path)
+    except UsageError:
+        return False
+    return True
+
+
+def render_bench(path: str | Path, out_dir: str | Path) -> list[Path]:
+    """Re-render a ``bench.json`` into ``out_dir/index.html`` and ``out_dir/bench.md`` (``mmbalance report``).
+
+    Example:
+        >>> render_bench("bench/avd/bench.json", "bench/avd/report")  # doctest: +SKIP
+        [PosixPath('bench/avd/report/index.html'), PosixPath('bench/avd/report/bench.md')]
+    """
+    doc = load_bench(path)
+    html_path = write_bench_html(doc, out_dir)
+    md_path = Path(out_dir) / "bench.md"
+    atomic_write_text(md_path, bench_markdown(doc))
+    return [html_path, md_path]
 
 _HEADERS = ["Method", "Seeds", "Test accuracy", "Δ best unimodal (per seed)", "Δ plain (per seed)", "Shares",
             "Share variance", "Variance cut vs plain", "Step time vs plain"]

@@ -38,11 +38,10 @@ from ..training import TrainConfig, finetune
 from ..training.resume import RESUME_FILE, RUN_FILE
 from .methods import DEFAULT_METHODS, RunPlan, plan_runs
 from .render import bench_markdown, write_bench_html
-from .summary import BenchRecord, summarize
+from .summary import BENCH_SCHEMA, BenchRecord, summarize
 
 __all__ = ["BENCH_SCHEMA", "BenchResult", "bench", "RESULT_FILE"]
 
-BENCH_SCHEMA = "mmbalance.bench/1"
 RESULT_FILE = "bench_result.json"
 
 RunCallback = Callable[[str, int, str], None]

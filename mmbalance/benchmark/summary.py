@@ -23,7 +23,9 @@ from typing import Any, Mapping, Sequence
 
 from ..results import imbalance_figures
 
-__all__ = ["BenchRecord", "share_variance", "summarize"]
+__all__ = ["BENCH_SCHEMA", "BenchRecord", "share_variance", "summarize"]
+
+BENCH_SCHEMA = "mmbalance.bench/1"
 
 
 def share_variance(shares: Mapping[str, float]) -> float:

@@ -58,5 +58,5 @@ def bench_command(
                   "run the same command again to continue")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if not quiet:
-        stdout_console().print(result.markdown_path.read_text(), markup=False, highlight=False)
+        typer.echo(result.markdown_path.read_text())  # plain text: a wrapped Markdown table is unreadable
         stdout_console().print(f"wrote {result.markdown_path}, {result.json_path}, {result.html_path}")

@@ -112,3 +112,16 @@ def test_a_run_with_other_settings_is_refused_not_reused(tmp_path):
         bench("av-tiny", DATA, out=out, methods=["plain"], seeds=[0], lr=5e-3, **FAST)
     again = bench("av-tiny", DATA, out=out, methods=["plain"], seeds=[0], **dict(FAST, device="auto"))
     assert again.trained == []
+
+
+def test_report_renders_a_bench_json(tmp_path):
+    out = tmp_path / "b"
+    bench("av-tiny", DATA, out=out, methods=["plain"], seeds=[0], **FAST)
+    res = CliRunner().invoke(app, ["report", str(out / "bench.json"), "-o", str(tmp_path / "rep")])
+    assert res.exit_code == 0, res.output
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "Methods compared" in page and "data:image/png;base64," in page
+    assert (tmp_path / "rep" / "bench.md").read_text() == (out / "bench.md").read_text()
+    (tmp_path / "x.json").write_text('{"schema": "mmbalance.bench/1"}')
+    bad = CliRunner().invoke(app, ["report", str(tmp_path / "x.json"), "-o", str(tmp_path / "rep2")])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
