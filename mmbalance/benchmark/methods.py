@@ -70,7 +70,8 @@ def plan_runs(methods: Sequence[str], modalities: Sequence[str], *, epochs: int)
     if len(set(names)) != len(names):
         raise UsageError("--methods names a method twice")
     plans: list[RunPlan] = []
-    unimodal = [RunPlan(f"unimodal-{m}", "unimodal", {"unimodal": m}) for m in modalities]
+    # a unimodal run has no shares to steer: its target is always "equal" (a --target naming others would not parse)
+    unimodal = [RunPlan(f"unimodal-{m}", "unimodal", {"unimodal": m, "target": "equal"}) for m in modalities]
     for name in names:
         if name in ("unimodal", "ensemble"):
             plans += [p for p in unimodal if p not in plans]

@@ -89,7 +89,8 @@ def test_bench_resumes_an_interrupted_run(tmp_path):
 
 def test_ensemble_is_audited_from_the_unimodal_runs(tmp_path):
     out = tmp_path / "b"
-    result = bench("av-tiny", DATA, out=out, methods=["ensemble"], seeds=[0], **FAST)
+    result = bench("av-tiny", DATA, out=out, methods=["ensemble"], seeds=[0], train={"target": "audio=0.3,visual=0.7"},
+                   **FAST)
     runs = [r.run for r in result.records]
     assert runs == ["unimodal-audio", "unimodal-visual", "ensemble"]
     uni = result.records[0]
