@@ -17,5 +17,6 @@ from . import cmd_demo  # noqa: E402,F401
 from . import cmd_check  # noqa: E402,F401
 from . import cmd_report  # noqa: E402,F401
 from . import cmd_media  # noqa: E402,F401
+from . import cmd_bench  # noqa: E402,F401
 
 __all__ = ["app", "main", "EXIT_OK", "EXIT_CHECK_FAILED", "EXIT_ERROR", "EXIT_INTERNAL"]

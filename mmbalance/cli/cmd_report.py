@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from ..io import check_output_dir
+from ..benchmark import is_bench_file, render_bench
 from ..report import build_report, compare_audits, parse_formats
 from ..report.terminal import comparison_table
 from ..results import AuditResult
@@ -35,7 +36,7 @@ def audit_labels(paths: Sequence[Path]) -> list[str]:
 def report_command(
     audits: Annotated[list[Path], typer.Argument(
         help="Audit JSON files (from [bold]mmbalance audit --out[/]). With two or more, the first is "
-             "'before' and the last 'after'.", show_default=False, metavar="AUDIT.json...")],
+             "'before' and the last 'after'. A bench.json of [bold]mmbalance bench[/] renders its comparison.", show_default=False, metavar="AUDIT.json...")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for report.html, report.md and images.",
                                       show_default=False, metavar="DIR")],
     metrics: Annotated[Optional[Path], typer.Option(
@@ -52,6 +53,11 @@ def report_command(
     Example: [bold]mmbalance report plain.json balanced.json --metrics runs/balanced/metrics.csv --out report[/]
     """
     check_output_dir(out, what="--out")
+    if len(audits) == 1 and is_bench_file(audits[0]):  # the bench section (mmbalance bench's bench.json)
+        for path in render_bench(audits[0], out):
+            if not quiet:
+                stdout_console().print(f"wrote {escape(str(path))}")
+        return
     fmts = parse_formats(formats)
     results = [AuditResult.load(p) for p in audits]
     labels = audit_labels(audits) if len(audits) > 1 else None

@@ -11,8 +11,9 @@ from ..attribution.hooks import EMBEDDING_LAYER_HINT, parse_embedding_layers
 from ..errors import UsageError
 from .differentiable import ATTRIBUTIONS, LEVELS, PENALTIES, POOLS
 
-SCHEDULERS = ("cosine", "constant")
-REGULARIZERS = ("none", "attribution", "ogm-ge", "modality-dropout")
+SCHEDULERS = ("cosine", "constant", "step")
+REGULARIZERS = ("none", "attribution", "ogm-ge", "modality-dropout", "gblend")
+OPTIMIZERS = ("adam", "adamw", "sgd")
 SCOPES = ("fusion", "all")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -120,6 +121,17 @@ class TrainConfig:
     zero_modalities: list[str] = field(default_factory=list)
     amp: bool = False
     deterministic: bool = False
+    # optimizer and schedule (every method), and the methods of issue 14 (see training/methods/)
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    step_size: int = 70
+    gamma: float = 0.1
+    modulation_start: int = 1
+    modulation_end: int | None = None
+    unimodal: str | None = None
+    aux_heads: bool = False
+    aux_weight: float = 1.0
+    gblend_every: int = 1
 
     def validate(self, modalities: Sequence[str] | None = None) -> None:
         """Raise :class:`UsageError` for values that cannot work (names checked when ``modalities`` are given)."""
@@ -166,6 +178,8 @@ class TrainConfig:
             if missing:
                 raise UsageError(f"--embedding-layer names no module for {', '.join(missing)}",
                                  hint=EMBEDDING_LAYER_HINT)
+        from .methods.settings import validate_method_settings
+        validate_method_settings(self, modalities)
         if modalities is not None:
             unknown = [m for m in self.zero_modalities if m not in modalities]
             if unknown:

@@ -50,6 +50,7 @@ from ..reproducibility import deterministic_mode
 from .config import TrainConfig
 from .differentiable import AttributionSpec, modality_scores, share_penalty, soft_shares
 from .embeddings import training_view
+from .methods import make_optimizers, unimodal_spec
 from .regularizers import Regularizer, build_regularizer, fusion_parameters
 from .rundir import RunLock, check_new_run_dir, clear_run_files
 from .resume import RESUME_FILE, RUN_FILE, capture_rng, load_resume, restore_rng, save_resume
@@ -191,6 +192,7 @@ class _StepModule(nn.Module):
         self.adapter = adapter
         self.regularizer = regularizer
         self.zero = tuple(zero)
+        self.extra = regularizer.extra_modules()  # e.g. auxiliary heads: trained (and DDP-synced) with the model
 
     def forward(self, inputs: dict[str, Tensor], labels: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         out = self.regularizer.step(self.adapter, zero_modalities(inputs, self.zero), labels)
@@ -208,22 +210,16 @@ def _autocast(device: torch.device, enabled: bool) -> Any:
 
 def _make_optimizers(config: TrainConfig, adapter: ModelAdapter, regularizer: Regularizer
                      ) -> tuple[list[torch.optim.Optimizer], list[Any]]:
+    extra = regularizer.extra_modules()
+    own = [p for p in extra.parameters() if p.requires_grad] if extra is not None else []
     if regularizer.fusion_scoped():
         head = fusion_parameters(adapter, regularizer.view)
         head_ids = {id(p) for p in head}
-        rest = [p for p in adapter.parameters() if id(p) not in head_ids and p.requires_grad]
+        rest = [p for p in adapter.parameters() if id(p) not in head_ids and p.requires_grad] + own
         groups = [rest, head] if rest else [head]
     else:
-        groups = [[p for p in adapter.parameters() if p.requires_grad]]
-    optimizers: list[torch.optim.Optimizer] = [torch.optim.Adam(g, lr=config.lr, weight_decay=config.weight_decay)
-                                               for g in groups]
-    schedulers: list[Any] = []
-    for opt in optimizers:
-        if config.scheduler == "cosine":
-            schedulers.append(torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs))
-        else:
-            schedulers.append(torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0))
-    return optimizers, schedulers
+        groups = [[p for p in adapter.parameters() if p.requires_grad] + own]
+    return make_optimizers(config, groups)
 
 
 def _eval_spec(config: TrainConfig) -> AttributionSpec:
@@ -300,17 +296,19 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
     if config.batch_size % world:
         raise UsageError(f"--batch-size {config.batch_size} does not split over {world} processes",
                          hint=f"use a multiple of {world}: --batch-size is the global batch")
-    train_set = load_dataset(config.data, split=config.train_split, modalities=config.modalities,
+    wanted = [config.unimodal] if config.unimodal else config.modalities  # a unimodal run loads one input
+    train_set = load_dataset(config.data, split=config.train_split, modalities=wanted,
                              default_split=config.train_split)
-    val_set = load_dataset(config.data, split=config.val_split, modalities=config.modalities,
+    val_set = load_dataset(config.data, split=config.val_split, modalities=wanted,
                            default_split=config.val_split)
     modalities = tuple(train_set.modalities)
     config.validate(modalities)
     regularizer = build_regularizer(config, modalities)
     target = [config.target_shares(modalities)[m] for m in modalities]
     seed_everything(config.seed)
-    adapter = load_model(config.model, checkpoint=None if state else config.checkpoint,
-                         trust_checkpoint=config.trust_checkpoint, model_args=dict(config.model_args),
+    spec_name, spec_args = unimodal_spec(config)
+    adapter = load_model(spec_name, checkpoint=None if state else config.checkpoint,
+                         trust_checkpoint=config.trust_checkpoint, model_args=spec_args,
                          num_classes=train_set.num_classes, modalities=modalities, output=config.output,
                          device=str(dev))
     regularizer.check(adapter, training_view(adapter, config.embedding_layers,
@@ -329,6 +327,7 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
                 sch.load_state_dict(sd)
             if state.get("scaler"):
                 scaler.load_state_dict(state["scaler"])
+            regularizer.load_state_dict(state.get("regularizer", {}))
         except (RuntimeError, KeyError, ValueError) as err:
             raise TrainingError(f"cannot resume {out}: its training state does not fit this model "
                                 f"({str(err).splitlines()[0][:200]})", hint="start a new run") from None
@@ -341,8 +340,12 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
         return {"config": config.to_dict(), "epoch": epoch, "model": adapter.model.state_dict(),
                 "optimizers": [o.state_dict() for o in optimizers], "schedulers": [s.state_dict() for s in schedulers],
                 "scaler": scaler.state_dict() if scaler.is_enabled() else {}, "rng": capture_rng(),
+                "regularizer": regularizer.state_dict(),
                 "history": history, "best_acc": best_acc, "best_epoch": best_epoch}
 
+    if state is None:
+        regularizer.observe(adapter, 0, train_set=train_set, val_set=val_set, batch_size=config.batch_size,
+                            device=dev)
     if main and state is None:
         clear_run_files(out)  # a forced new run: the old run's checkpoints and metrics must not mix with it
         atomic_write_json(out / RUN_FILE, run_info)
@@ -391,12 +394,15 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
                         sums[4] += 1
                     advance(1)
                 sums = all_reduce_sum(sums)
+                train_seconds = time.perf_counter() - started  # the training steps alone (bench: step time)
                 lr = optimizers[0].param_groups[0]["lr"]
                 for sch in schedulers:
                     sch.step()
                 val = evaluate(adapter, val_set, batch_size=config.batch_size, device=dev, spec=spec, target=target,
                                penalty=config.penalty, zero=config.zero_modalities, amp=amp,
                                view=regularizer.view)
+                regularizer.observe(adapter, epoch, train_set=train_set, val_set=val_set,
+                                    batch_size=config.batch_size, device=dev)
                 n = max(float(sums[2]), 1.0)
                 lam = regularizer.lambda_at(epoch)
                 row: dict[str, Any] = {
@@ -407,6 +413,8 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
                 }
                 row.update({f"share_{m}": v for m, v in val["shares"].items()})
                 row["val_penalty"] = val.get("penalty")
+                row["train_seconds"] = round(train_seconds, 4)
+                row.update(regularizer.metrics())
                 history.append(row)
                 if val["accuracy"] > best_acc:
                     best_acc, best_epoch = val["accuracy"], epoch

@@ -11,7 +11,8 @@ import torch
 from mmbalance.errors import EstimatorError, ModelError
 from mmbalance.models import FUSIONS, FusionModel, create_model, list_model_info
 
-BUILTINS = [info.name for info in list_model_info() if info.source == "builtin"]
+WRAPPERS = {"unimodal", "ensemble"}  # built from an architecture (tests/training/test_methods.py)
+BUILTINS = [info.name for info in list_model_info() if info.source == "builtin" and info.name not in WRAPPERS]
 SIZES = [
     ((2, 1, 20, 24), (2, 3, 2, 16, 16)),
     ((2, 1, 33, 17), (2, 3, 3, 24, 20)),

@@ -22,7 +22,7 @@ def _cfg(data: str, out: Path, **kw) -> TrainConfig:
 
 def _rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as fh:
-        return [{k: v for k, v in row.items() if k != "epoch_seconds"} for row in csv.DictReader(fh)]
+        return [{k: v for k, v in row.items() if not k.endswith("_seconds")} for row in csv.DictReader(fh)]
 
 
 def _same_weights(a: Path, b: Path) -> bool:

@@ -62,7 +62,7 @@ def _grads(adapter, loss) -> dict[str, torch.Tensor]:
 
 def _rows(path: Path) -> list[dict[str, str]]:
     with open(path) as fh:
-        return [{k: v for k, v in row.items() if k != "epoch_seconds"} for row in csv.DictReader(fh)]
+        return [{k: v for k, v in row.items() if not k.endswith("_seconds")} for row in csv.DictReader(fh)]
 
 
 # -- the command line: one epoch of each plug-in with each regularizer ----------------------------------

@@ -22,7 +22,7 @@ def _grads(adapter, loss) -> dict[str, torch.Tensor]:
 
 
 def test_registry_lists_every_method():
-    assert list_regularizers() == ["attribution", "modality-dropout", "none", "ogm-ge"]
+    assert list_regularizers() == ["attribution", "gblend", "modality-dropout", "none", "ogm-ge"]
     with pytest.raises(UsageError, match="did you mean"):
         build_regularizer(_config(regularizer="ogm_ge"), ["audio", "visual"])
 

@@ -7,7 +7,7 @@
 
 Example:
     >>> list_regularizers()
-    ['attribution', 'modality-dropout', 'none', 'ogm-ge']
+    ['attribution', 'gblend', 'modality-dropout', 'none', 'ogm-ge']
 """
 
 from .base import (PlainTraining, Regularizer, StepOutput, build_regularizer, encoder_parameters, fusion_parameters,
@@ -16,6 +16,7 @@ from .attribution import AttributionRegularizer  # noqa: E402  (registers)
 from .modality_dropout import ModalityDropout  # noqa: E402  (registers)
 from .ogm_ge import OGMGE  # noqa: E402  (registers)
 
-__all__ = ["AttributionRegularizer", "ModalityDropout", "OGMGE", "PlainTraining", "Regularizer", "StepOutput",
+__all__ = ["AttributionRegularizer", "GradientBlending", "ModalityDropout", "OGMGE", "PlainTraining", "Regularizer", "StepOutput",
            "build_regularizer", "encoder_parameters", "fusion_parameters", "list_regularizers",
            "register_regularizer"]
+from .gblend import GradientBlending  # noqa: E402  (registers)

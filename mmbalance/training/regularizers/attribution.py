@@ -21,6 +21,10 @@ the embeddings are those modules' outputs (forward hooks), the "fusion" is every
 parameter outside them. The forward that the penalty differentiates twice runs
 ``scaled_dot_product_attention`` on its math kernel, the only one with a double backward.
 
+With ``--aux-heads`` a Linear classifier on each modality's embedding adds
+``aux_weight * sum_m CE_m`` to the loss, so every encoder also learns from its own
+unimodal loss (:mod:`.aux_heads`), which the fusion-scoped penalty cannot give it.
+
 Example:
     >>> from mmbalance.training import TrainConfig
     >>> cfg = TrainConfig(model="av-tiny", data="d", out="o", regularizer="attribution", lambda_=2.0,
@@ -32,7 +36,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -130,6 +134,7 @@ class AttributionRegularizer(Regularizer):
 
     def _step(self, adapter: ModelAdapter, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
         lam = self._lambda
+        aux_embeddings = None
         if self.spec.level == "embedding":
             view = self.embedding_view(adapter)
             if view is None:
@@ -138,9 +143,17 @@ class AttributionRegularizer(Regularizer):
             embeddings, logits = view.encode_with_logits(inputs, grad=True)
         else:
             embeddings = None
-            logits = adapter(inputs)
+            if self.aux is not None:
+                net: Any = adapter
+                aux_embeddings = net.encode(inputs)
+                logits = net.fuse(aux_embeddings)
+            else:
+                logits = adapter(inputs)
         task = F.cross_entropy(logits.float(), labels)
         penalty, _ = self.penalty(adapter, inputs, labels, create_graph=lam > 0, embeddings=embeddings,
                                   logits=logits)
         loss = task + lam * penalty if lam > 0 else task
+        aux = self.aux_loss(embeddings if embeddings is not None else aux_embeddings or {}, labels)
+        if aux is not None:
+            loss = loss + aux
         return StepOutput(logits=logits, loss=loss, task_loss=task.detach(), penalty=penalty.detach())

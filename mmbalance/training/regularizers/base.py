@@ -8,14 +8,14 @@ checkpoints, metrics.
 
 Example:
     >>> sorted(list_regularizers())
-    ['attribution', 'modality-dropout', 'none', 'ogm-ge']
+    ['attribution', 'gblend', 'modality-dropout', 'none', 'ogm-ge']
 """
 
 from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from ...attribution.hooks import EmbeddingView, EncodeFuseView, HookView
 from ...errors import UsageError
 from ..config import TrainConfig
+from .aux_heads import AuxHeads, build_aux_heads
 
 if TYPE_CHECKING:
     from ...models.adapter import ModelAdapter
@@ -62,25 +63,59 @@ class Regularizer:
         self.epoch = 0
         self.rank = 0
         self.view: EmbeddingView | None = None
+        self.aux: AuxHeads | None = None
 
     def needs_embeddings(self) -> str | None:
         """What needs per-modality embeddings (e.g. ``"-r ogm-ge"``), or ``None`` when this method works without."""
         return None
 
     def check(self, adapter: nn.Module, view: EmbeddingView | None = None) -> None:
-        """Raise :class:`UsageError` when the model cannot be trained this way; keep ``view``.
+        """Raise :class:`UsageError` when the model cannot be trained this way; keep ``view``; build ``--aux-heads``.
 
         ``view`` reaches the model's per-modality embeddings (see
         :mod:`mmbalance.training.embeddings`); ``None``: a built-in model's encode/fuse, if any.
         """
         self.view = view
         self.embedding_view(adapter)
+        if self.config.aux_heads and self.aux is None:  # --aux-heads
+            self.aux = build_aux_heads(adapter)
 
     def embedding_view(self, adapter: nn.Module) -> EmbeddingView | None:
         """The view given to :meth:`check`, else the model's own encode/fuse (``None`` when it has none)."""
         if self.view is None and getattr(adapter, "has_embeddings", False):
             self.view = EncodeFuseView(adapter)
         return self.view
+
+    # -- hooks for methods with state or parts of their own (auxiliary heads, G-Blend) -----
+
+    def extra_modules(self) -> nn.Module | None:
+        """Trainable modules the method owns (trained and checkpointed with the model, not saved in best.pt)."""
+        return self.aux
+
+    def state_dict(self) -> dict[str, Any]:
+        """The method's state for ``resume.pt``."""
+        return {"aux": self.aux.state_dict()} if self.aux is not None else {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` output."""
+        if self.aux is not None and "aux" in state:
+            self.aux.load_state_dict(state["aux"])
+
+    def observe(self, adapter: nn.Module, epoch: int, *, train_set: Any, val_set: Any, batch_size: int,
+                device: torch.device) -> None:
+        """Called after epoch ``epoch``'s validation (and with ``epoch=0`` before training starts)."""
+
+    def metrics(self) -> dict[str, float]:
+        """Extra columns for this epoch's metric row (e.g. G-Blend's loss weights)."""
+        return {}
+
+    def aux_loss(self, embeddings: Mapping[str, Tensor], labels: Tensor) -> Tensor | None:
+        """``aux_weight * sum_m CE(aux_m(e_m), y)`` with ``--aux-heads``, else ``None``."""
+        if self.aux is None:
+            return None
+        parts = self.aux(embeddings)
+        return self.config.aux_weight * sum((F.cross_entropy(z.float(), labels) for z in parts.values()),
+                                            torch.zeros((), device=labels.device))
 
     def begin_epoch(self, epoch: int, rank: int = 0) -> None:
         """Called before each epoch (1-based) with this process's rank."""
@@ -93,9 +128,16 @@ class Regularizer:
 
     def step(self, adapter: ModelAdapter, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
         """The forward half of a training step: logits and the loss to back-propagate."""
-        logits = adapter(inputs)
-        loss = F.cross_entropy(logits.float(), labels)
-        return StepOutput(logits=logits, loss=loss, task_loss=loss.detach())
+        if self.aux is None:
+            logits = adapter(inputs)
+            loss = F.cross_entropy(logits.float(), labels)
+            return StepOutput(logits=logits, loss=loss, task_loss=loss.detach())
+        net: Any = adapter  # a ModelAdapter with encode/fuse (checked when the heads were built)
+        embeddings = net.encode(inputs)
+        logits = net.fuse(embeddings)
+        task = F.cross_entropy(logits.float(), labels)
+        aux = self.aux_loss(embeddings, labels)
+        return StepOutput(logits=logits, loss=task + aux if aux is not None else task, task_loss=task.detach())
 
     def after_backward(self, adapter: nn.Module) -> None:
         """Adjust gradients after ``backward`` (and DDP's all-reduce), before the optimizer step."""

@@ -1,0 +1,118 @@
+"""Bench results: one :class:`BenchRecord` per run and seed, and the per-method table computed from them.
+
+*Share variance* is the population variance of a model's modality shares across its
+``M`` modalities, ``(1/M) * sum_m (s_m - 1/M)^2`` (the shares sum to 1, so their mean is
+``1/M``): 0 for perfectly equal shares, ``(M - 1) / M^2`` (0.25 for two modalities) when
+one modality takes everything. Its *cut* is ``1 - var(method) / var(plain)``, both means
+over seeds.
+
+Example:
+    >>> recs = [BenchRecord("plain", "plain", 0, 0.70, {"a": 0.8, "b": 0.2}, 1.0),
+    ...         BenchRecord("gblend", "gblend", 0, 0.74, {"a": 0.6, "b": 0.4}, 1.5)]
+    >>> row = summarize(recs)["gblend"]
+    >>> round(row["share_variance"], 4), round(row["variance_cut"], 3), row["delta_plain"]
+    (0.01, 0.889, [0.04])
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Sequence
+
+from ..results import imbalance_figures
+
+__all__ = ["BENCH_SCHEMA", "BenchRecord", "share_variance", "summarize"]
+
+BENCH_SCHEMA = "mmbalance.bench/1"
+
+
+def share_variance(shares: Mapping[str, float]) -> float:
+    """Population variance of the shares across modalities (0: perfectly balanced)."""
+    return float(imbalance_figures(dict(shares))["share_variance"])
+
+
+@dataclass
+class BenchRecord:
+    """One trained (or assembled) model: its run, seed, test accuracy, test shares and training time.
+
+    ``train_seconds``: the median over epochs of the seconds spent in training steps (validation and
+    G-Blend's loss measurements excluded); every method runs the same steps per epoch, so its ratio to
+    plain's is the step-time ratio. An ensemble's is the sum of its members'.
+    """
+
+    run: str
+    method: str
+    seed: int
+    test_accuracy: float
+    shares: dict[str, float]
+    train_seconds: float
+    best_val_accuracy: float | None = None
+    best_epoch: int | None = None
+    run_dir: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def share_variance(self) -> float:
+        return share_variance(self.shares)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(asdict(self), share_variance=self.share_variance)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "BenchRecord":
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(statistics.fmean(values)) if values else math.nan
+
+
+def _std(values: Sequence[float]) -> float:
+    return float(statistics.stdev(values)) if len(values) > 1 else 0.0
+
+
+def summarize(records: Sequence[BenchRecord]) -> dict[str, dict[str, Any]]:
+    """Per run name (in first-seen order): accuracy mean/std, per-seed deltas, shares, variance and its cut, time.
+
+    ``delta_best_unimodal`` and ``delta_plain`` are per seed (in ``seeds`` order), against the best
+    ``unimodal-*`` run of that seed and the ``plain`` run of that seed; ``relative_time`` is the mean
+    ``train_seconds`` over plain's (the step-time ratio).
+    """
+    by_run: dict[str, list[BenchRecord]] = {}
+    for r in records:
+        by_run.setdefault(r.run, []).append(r)
+    by_seed: dict[int, dict[str, BenchRecord]] = {}
+    for r in records:
+        by_seed.setdefault(r.seed, {})[r.run] = r
+    plain = by_run.get("plain", [])
+    plain_var = _mean([r.share_variance for r in plain])
+    plain_time = _mean([r.train_seconds for r in plain])
+    out: dict[str, dict[str, Any]] = {}
+    for run, recs in by_run.items():
+        recs = sorted(recs, key=lambda r: r.seed)
+        accs = [r.test_accuracy for r in recs]
+        d_uni: list[float | None] = []
+        d_plain: list[float | None] = []
+        for r in recs:
+            seed_runs = by_seed[r.seed]
+            uni = [x.test_accuracy for name, x in seed_runs.items() if name.startswith("unimodal-")]
+            d_uni.append(round(r.test_accuracy - max(uni), 6) if uni else None)
+            d_plain.append(round(r.test_accuracy - seed_runs["plain"].test_accuracy, 6)
+                           if "plain" in seed_runs else None)
+        modalities = list(recs[0].shares)
+        var = _mean([r.share_variance for r in recs])
+        time_ = _mean([r.train_seconds for r in recs])
+        out[run] = {
+            "run": run, "method": recs[0].method, "seeds": [r.seed for r in recs], "n": len(recs),
+            "accuracy_mean": _mean(accs), "accuracy_std": _std(accs), "accuracies": accs,
+            "delta_best_unimodal": d_uni, "delta_plain": d_plain,
+            "shares": {m: _mean([r.shares.get(m, 0.0) for r in recs]) for m in modalities},
+            "share_variance": var,
+            "variance_cut": 1.0 - var / plain_var if plain_var and plain_var > 0 else None,
+            "train_seconds": time_,
+            "relative_time": time_ / plain_time if plain_time and plain_time > 0 else None,
+        }
+    return out

@@ -1,0 +1,83 @@
+"""Unimodal baselines (``--unimodal audio``): one encoder and its own classifier, trained alone.
+
+The model is the ``unimodal`` entry of the model registry: it builds the built-in
+``base`` model, keeps only ``modality``'s encoder and puts a Linear classifier on its
+embedding. It takes that one input and nothing else (``modalities == ("audio",)``), so
+the other streams are never read; it is not the fused model with zeroed inputs. Audit or
+evaluate a saved run with::
+
+    mmbalance audit -m unimodal --model-arg base=av-tiny --model-arg modality=audio \\
+        -c runs/audio/best.pt -d DATA --modalities audio
+
+Example:
+    >>> import torch
+    >>> from mmbalance.models.unimodal import unimodal
+    >>> m = unimodal(num_classes=3, base="av-tiny", modality="audio")
+    >>> m.modalities, m(torch.randn(2, 1, 16, 16)).shape
+    (('audio',), torch.Size([2, 3]))
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from torch import Tensor, nn
+
+from ..errors import ModelError
+from ._builder import create_model
+from ._registry import register_model
+from .fusion import build_fusion
+
+__all__ = ["UnimodalModel", "unimodal"]
+
+
+class UnimodalModel(nn.Module):
+    """``encoder -> Linear``: one modality of a built-in model with its own classifier (``fusion`` with one input)."""
+
+    def __init__(self, modality: str, encoder: nn.Module, embedding_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.modalities: tuple[str, ...] = (modality,)
+        self.encoders = nn.ModuleDict({modality: encoder})
+        self.fusion = build_fusion("concat", {modality: embedding_dim}, num_classes)
+        self.embedding_dim = embedding_dim
+        self.num_classes = num_classes
+
+    def encode(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """``{modality: (B, D)}`` from the one input this model reads."""
+        (m,) = self.modalities
+        if m not in inputs:
+            raise ModelError(f"the unimodal {m} model needs the {m} input; got {', '.join(inputs) or 'none'}")
+        return {m: self.encoders[m](inputs[m])}
+
+    def fuse(self, embeddings: Mapping[str, Tensor]) -> Tensor:
+        """Logits from the one embedding."""
+        return self.fusion(embeddings)
+
+    @property
+    def has_branch_logits(self) -> bool:
+        return True
+
+    def branch_logits(self, embeddings: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """The whole logits belong to the one modality."""
+        return {self.modalities[0]: self.fuse(embeddings)}
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fuse(self.encode({self.modalities[0]: x}))
+
+
+@register_model("unimodal")
+def unimodal(num_classes: int, base: str = "av-tiny", modality: str = "audio",
+             base_args: dict[str, Any] | None = None) -> UnimodalModel:
+    """One encoder of built-in model ``base`` with its own classifier (unimodal baseline)."""
+    model = create_model(base, num_classes=num_classes, model_args=dict(base_args or {}))
+    encoders = getattr(model, "encoders", None)
+    if not isinstance(encoders, nn.ModuleDict):
+        raise ModelError(f"{base!r} has no per-modality `encoders`",
+                         hint="unimodal baselines need a model with one encoder per modality (built-in models)")
+    if modality not in encoders:
+        raise ModelError(f"{base!r} has no {modality!r} encoder", hint=f"it has {', '.join(encoders)}")
+    dim = getattr(model, "embedding_dim", None)
+    if not isinstance(dim, int):
+        raise ModelError(f"{base!r} does not say its embedding size (embedding_dim)")
+    return UnimodalModel(modality, encoders[modality], dim, num_classes)
+

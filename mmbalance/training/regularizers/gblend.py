@@ -1,0 +1,160 @@
+"""``--regularizer gblend``: Gradient-Blending (Wang, Tran & Feiszli, "What Makes Training Multi-modal
+Classification Networks Hard?", CVPR 2020).
+
+A Linear auxiliary head on each modality's embedding (:mod:`.aux_heads`) plus the
+model's fused head give ``K = M + 1`` losses, blended as ``loss = sum_k w_k * CE_k``.
+The weights follow the overfitting-to-generalization ratio (OGR) measured between two
+checkpoints ``N`` and ``N + n`` (``n = --gblend-every`` epochs): with ``L^T_k`` the
+training loss and ``L^V_k`` the validation loss of head ``k``, the overfitting is
+``O_k = L^V_k - L^T_k``, and
+
+* ``dG_k = L^V_k(N) - L^V_k(N + n)``: the generalization gained (validation loss drop);
+* ``dO_k = O_k(N + n) - O_k(N)``: the overfitting gained; ``OGR_k = |dO_k / dG_k|``.
+
+The paper's Proposition 1 gives the blend that minimizes the overfitting of the blended
+gradient, ``w_k* = <grad L*, v_k> / (Z * sigma_k^2)``, estimated as
+
+    w_k = (1 / Z) * dG_k / dO_k^2,     Z = sum_k dG_k / dO_k^2,
+
+so a head whose validation loss falls while it overfits little gets a large weight. Here
+a negative ``dG_k`` (no generalization) gives weight 0, ``dO_k^2`` is floored at ``1e-8``,
+and when no head generalized the previous weights are kept. Weights start uniform
+(``1/K``) and are re-estimated online every ``--gblend-every`` epochs (the paper's
+online variant, with the validation split as its held-out set ``V``); ``L^T`` is measured
+in eval mode on a fixed subset of the training split of the validation split's size
+(at least 512 samples), ``L^V`` on the whole validation split.
+
+Example:
+    >>> prev = {"audio": (1.0, 1.2), "visual": (2.0, 2.1), "fused": (1.0, 1.2)}  # (train, val) losses
+    >>> now = {"audio": (0.5, 1.0), "visual": (1.9, 1.9), "fused": (0.4, 1.1)}
+    >>> {k: round(v, 3) for k, v in gblend_weights(prev, now).items()}
+    {'audio': 0.098, 'visual': 0.884, 'fused': 0.018}
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ...attribution.hooks import EmbeddingView
+from ...data import make_loader
+from ...errors import UsageError
+from ..config import TrainConfig
+from .aux_heads import build_aux_heads
+from .base import Regularizer, StepOutput, register_regularizer
+
+__all__ = ["FUSED", "GradientBlending", "gblend_weights"]
+
+FUSED = "fused"
+_FLOOR = 1e-8
+_MIN_TRAIN_SUBSET = 512
+
+
+def gblend_weights(prev: Mapping[str, tuple[float, float]], now: Mapping[str, tuple[float, float]],
+                   floor: float = _FLOOR) -> dict[str, float] | None:
+    """G-Blend weights ``w_k ∝ max(dG_k, 0) / max(dO_k^2, floor)`` from ``(train, val)`` losses per head.
+
+    ``prev`` and ``now`` map each head to its ``(train_loss, val_loss)`` at two checkpoints.
+    Returns weights summing to 1, or ``None`` when no head's validation loss fell.
+    """
+    raw: dict[str, float] = {}
+    for k, (t1, v1) in now.items():
+        t0, v0 = prev[k]
+        d_g = v0 - v1
+        d_o = (v1 - t1) - (v0 - t0)
+        raw[k] = max(d_g, 0.0) / max(d_o * d_o, floor) if math.isfinite(d_g) and math.isfinite(d_o) else 0.0
+    total = sum(raw.values())
+    if not (total > 0 and math.isfinite(total)):
+        return None
+    return {k: v / total for k, v in raw.items()}
+
+
+@register_regularizer
+class GradientBlending(Regularizer):
+    """Unimodal auxiliary heads plus the fused head, loss weights from the OGR (see the module docstring)."""
+
+    name = "gblend"
+
+    def __init__(self, config: TrainConfig, modalities: Sequence[str]) -> None:
+        super().__init__(config, modalities)
+        if len(self.modalities) < 2:
+            raise UsageError("Gradient-Blending blends two or more modalities; the data has one")
+        self.heads = (*self.modalities, FUSED)
+        self.weights = {k: 1.0 / len(self.heads) for k in self.heads}
+        self.prev: dict[str, tuple[float, float]] | None = None
+        self.every = int(config.gblend_every)
+
+    def check(self, adapter: nn.Module, view: EmbeddingView | None = None) -> None:
+        if not getattr(adapter, "has_embeddings", False):
+            raise UsageError("Gradient-Blending needs per-modality embeddings (encode/fuse)",
+                             hint="use a built-in model")
+        super().check(adapter, view)
+        if self.aux is None:
+            self.aux = build_aux_heads(adapter)
+
+    def head_logits(self, adapter: nn.Module, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Logits of every head: each modality's auxiliary head and ``fused``."""
+        if self.aux is None:
+            raise RuntimeError("GradientBlending.check(adapter) builds the heads; call it first")
+        net: Any = adapter
+        embeddings = net.encode(inputs)
+        out = self.aux(embeddings)
+        out[FUSED] = net.fuse(embeddings)
+        return out
+
+    def step(self, adapter: nn.Module, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
+        logits = self.head_logits(adapter, inputs)
+        losses = {k: F.cross_entropy(z.float(), labels) for k, z in logits.items()}
+        loss = sum((self.weights[k] * losses[k] for k in self.heads), torch.zeros((), device=labels.device))
+        return StepOutput(logits=logits[FUSED], loss=loss, task_loss=losses[FUSED].detach())
+
+    @torch.no_grad()
+    def head_losses(self, adapter: nn.Module, dataset: Any, indices: Sequence[int], *, batch_size: int,
+                    device: torch.device) -> dict[str, float]:
+        """Mean cross-entropy of every head on ``dataset[indices]`` (eval mode)."""
+        if self.aux is None:
+            raise RuntimeError("GradientBlending.check(adapter) builds the heads; call it first")
+        was = adapter.training, self.aux.training
+        adapter.eval()
+        self.aux.eval()
+        sums = dict.fromkeys(self.heads, 0.0)
+        n = 0
+        for batch in make_loader(dataset, batch_size=batch_size, sampler=list(indices)):
+            batch = batch.to(device)
+            for k, z in self.head_logits(adapter, batch.inputs).items():
+                sums[k] += float(F.cross_entropy(z.float(), batch.labels, reduction="sum"))
+            n += batch.labels.shape[0]
+        adapter.train(was[0])
+        self.aux.train(was[1])
+        return {k: v / max(n, 1) for k, v in sums.items()}
+
+    def observe(self, adapter: nn.Module, epoch: int, *, train_set: Any, val_set: Any, batch_size: int,
+                device: torch.device) -> None:
+        if epoch % self.every:
+            return
+        size = min(len(train_set), max(len(val_set), _MIN_TRAIN_SUBSET))
+        subset = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(self.config.seed))[:size]
+        train = self.head_losses(adapter, train_set, subset.tolist(), batch_size=batch_size, device=device)
+        val = self.head_losses(adapter, val_set, range(len(val_set)), batch_size=batch_size, device=device)
+        now = {k: (train[k], val[k]) for k in self.heads}
+        if self.prev is not None:
+            weights = gblend_weights(self.prev, now)
+            if weights is not None:
+                self.weights = weights
+        self.prev = now
+
+    def metrics(self) -> dict[str, float]:
+        return {f"w_{k}": round(v, 6) for k, v in self.weights.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(super().state_dict(), weights=dict(self.weights), prev=self.prev)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        if "weights" in state:
+            self.weights = {k: float(v) for k, v in state["weights"].items()}
+            self.prev = {k: (float(a), float(b)) for k, (a, b) in state["prev"].items()} if state["prev"] else None
