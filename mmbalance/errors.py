@@ -53,3 +53,16 @@ class EstimatorError(MMBalanceError):
 
 class TrainingError(MMBalanceError):
     """Training cannot go on (NaN loss, incompatible resume directory)."""
+
+
+class MMBalanceWarning(UserWarning):
+    """Something the user should know that does not stop the command (the CLI shows it as one line).
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warnings.warn("validation uses the training samples", MMBalanceWarning)
+        >>> str(caught[0].message)
+        'validation uses the training samples'
+    """

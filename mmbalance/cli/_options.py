@@ -12,6 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from .app import set_quiet
+
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registered name, [bold]package.module:factory[/] or [bold]file.py:factory[/].")]
 ModelArgOpt = Annotated[Optional[list[str]], typer.Option("--model-arg", help="Constructor argument key=value (JSON values parsed); repeatable.")]
 CheckpointOpt = Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="State-dict file (.pt .pth .ckpt .bin .safetensors).")]
@@ -22,7 +24,7 @@ SplitOpt = Annotated[Optional[str], typer.Option("--split", help="Split of a spl
 ModalitiesOpt = Annotated[Optional[str], typer.Option("--modalities", help="Comma-separated modality names in model input order.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Samples per batch.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables; errors still go to stderr.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", callback=set_quiet, help="No progress bars, tables or library warnings; errors and mmbalance's own warnings still go to stderr.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout instead of tables.")]
 
 

@@ -8,14 +8,16 @@ from typing import Annotated, Any, Optional
 
 from typer._click.core import ParameterSource  # typer 0.29 bundles click
 import typer
+from rich.markup import escape
 
 from ..errors import UsageError
 from ..models import parse_model_args
 from ..training import TrainConfig, TrainingInterrupted, TrainResult, finetune
+from ..training.resume import RESUME_FILE
 from ._media_options import SkipBadOpt, media_data, with_decoding_options
 from ._options import (BatchSizeOpt, CheckpointOpt, DeviceOpt, ModalitiesOpt, ModelArgOpt, OutputOpt, QuietOpt,
                        TrustOpt, parse_output, split_list)
-from .app import EXIT_INTERRUPTED, app, stderr_console, stdout_console
+from .app import app, interrupt_exit_code, interrupt_reason, stderr_console, stdout_console
 
 # Options that may accompany --resume (everything else comes from the saved run).
 _RESUME_OPTIONS = {"resume", "device", "quiet"}
@@ -99,13 +101,24 @@ def finetune_command(
         where = out
     try:
         result = run()
-    except TrainingInterrupted as err:
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: say where the resumable state is
         if main_rank:
-            stderr_console().print(f"[bold yellow]interrupted[/]: {err.epochs_done} complete epoch(s) saved in "
-                                   f"{err.out_dir}; continue with [bold]mmbalance finetune --resume {err.out_dir}[/]")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+            stderr_console().print(_interrupted_line(err, Path(str(where))), markup=True, highlight=False)
+        raise typer.Exit(interrupt_exit_code()) from None
     if show:
         _summary(result, Path(str(where)))
+
+
+def _interrupted_line(err: KeyboardInterrupt, where: Path) -> str:
+    """One line: what stopped the run, and where its resumable state is (or that there is none yet)."""
+    reason = escape(interrupt_reason())
+    out_dir = err.out_dir if isinstance(err, TrainingInterrupted) else where
+    if (out_dir / RESUME_FILE).is_file():
+        done = f"{err.epochs_done} complete epoch(s)" if isinstance(err, TrainingInterrupted) else "the last epoch"
+        return (f"[bold yellow]{reason}[/]: {done} saved in {escape(str(out_dir))}; continue with "
+                f"[bold]mmbalance finetune --resume {escape(str(out_dir))}[/]")
+    return (f"[bold yellow]{reason}[/] before the first epoch was complete: nothing to resume in "
+            f"{escape(str(out_dir))} yet; start the run again")
 
 
 def _summary(result: TrainResult, where: Path) -> None:
