@@ -113,12 +113,13 @@ def _interrupted_line(err: KeyboardInterrupt, where: Path) -> str:
     """One line: what stopped the run, and where its resumable state is (or that there is none yet)."""
     reason = escape(interrupt_reason())
     out_dir = err.out_dir if isinstance(err, TrainingInterrupted) else where
-    if (out_dir / RESUME_FILE).is_file():
-        done = f"{err.epochs_done} complete epoch(s)" if isinstance(err, TrainingInterrupted) else "the last epoch"
-        return (f"[bold yellow]{reason}[/]: {done} saved in {escape(str(out_dir))}; continue with "
-                f"[bold]mmbalance finetune --resume {escape(str(out_dir))}[/]")
-    return (f"[bold yellow]{reason}[/] before the first epoch was complete: nothing to resume in "
-            f"{escape(str(out_dir))} yet; start the run again")
+    if not (out_dir / RESUME_FILE).is_file():
+        return f"[bold yellow]{reason}[/] before the run started: nothing to resume in {escape(str(out_dir))}"
+    done = err.epochs_done if isinstance(err, TrainingInterrupted) else None
+    saved = ("no complete epoch yet, the run's settings are" if done == 0 else
+             f"{done} complete epoch(s)" if done else "the last complete epoch is")
+    return (f"[bold yellow]{reason}[/]: {saved} saved in {escape(str(out_dir))}; continue with "
+            f"[bold]mmbalance finetune --resume {escape(str(out_dir))}[/]")
 
 
 def _summary(result: TrainResult, where: Path) -> None:
