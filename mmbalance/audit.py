@@ -33,6 +33,7 @@ from .attribution.shares import ExtraAccumulator, poisson_weights
 from .data import MultimodalDataset, iter_batches, load_dataset, make_loader
 from .device import resolve_device
 from .distributed import ShardSampler, all_reduce_sum, dist_info, gather_objects, init_distributed
+from .limits import MAX_SEED, MAX_STEPS, check_int
 from .errors import ModelError, UsageError
 from .models import ModelAdapter, load_model
 from .progress import progress_bar
@@ -162,6 +163,9 @@ def audit(
         raise UsageError("--embedding-layer only applies at the embedding level", hint="add --level embedding")
     if per_sample is not None:
         per_sample_format(per_sample)
+    check_int("--seed", seed, 0, MAX_SEED)
+    for flag, value, low in (("--steps", steps, 1), ("--repeats", repeats, 1), ("--bootstrap", bootstrap, 0)):
+        check_int(flag, value, low, MAX_STEPS)
     started = time.perf_counter()
     dev = resolve_device(device)
     rank = init_distributed(dev)  # under torchrun: join the group; run_audit shards the data

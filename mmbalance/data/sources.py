@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable, Sequence, Union
 from urllib.parse import parse_qsl
 
+from ..limits import MAX_SAMPLES
 from ..errors import DataError
 from . import synthetic
 from .dataset import MultimodalDataset, TensorMultimodalDataset
@@ -261,8 +262,8 @@ def _load_synthetic(request: SourceRequest) -> MultimodalDataset:
         raise DataError(f"{request.source} has no split {split!r}",
                         hint=f"available splits: {', '.join(synthetic.SPLIT_OFFSETS)}")
     n = params[f"n_{split}"]
-    if n < 1:
-        raise DataError(f"n_{split} must be at least 1 in {request.source!r}, got {n}")
+    if not 1 <= n <= MAX_SAMPLES:
+        raise DataError(f"n_{split} must be between 1 and {MAX_SAMPLES} in {request.source!r}, got {n}")
     if not 2 <= params["num_classes"] <= synthetic.MAX_NUM_CLASSES:
         raise DataError(f"num_classes must be between 2 and {synthetic.MAX_NUM_CLASSES} in "
                         f"{request.source!r}, got {params['num_classes']}")

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import torch
 
+from ..limits import MAX_SAMPLES, check_int
 from ..errors import UsageError
 
 NAME = "av-dominance"
@@ -137,8 +138,7 @@ def write_synthetic(
     out = Path(out_dir)
     sizes = {"train": n_train, "val": n_val, "test": n_test}
     for split, n in sizes.items():
-        if n < 1:
-            raise UsageError(f"--n-{split} must be at least 1, got {n}")
+        check_int(f"--n-{split}", n, 1, MAX_SAMPLES)
     _check_num_classes(num_classes)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a directory", hint="choose another output directory")

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from ..data.tensor_format import refused_pickle
 from ..errors import TrainingError
 from ..io import atomic_write_with
 from .config import TrainConfig
@@ -89,6 +90,11 @@ def load_resume(run_dir: str | os.PathLike[str]) -> tuple[TrainConfig, dict[str,
     try:
         state = torch.load(state_file, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - truncated zip, pickle errors: all mean "unreadable"
+        refused = refused_pickle(err)
+        if refused:
+            raise TrainingError(f"cannot resume {d}: {RESUME_FILE} was refused as unsafe: loading it would run "
+                                f"{refused}, which can execute arbitrary code",
+                                hint="mmbalance never writes such objects; start a new run") from None
         raise TrainingError(f"cannot resume {d}: {RESUME_FILE} is unreadable ({type(err).__name__})",
                             hint="it may be truncated; start a new run") from None
     if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:

@@ -201,7 +201,7 @@ def test_arbitrary_objects_are_refused(raw_file, make_inputs) -> None:
 
 def test_numpy_arrays_are_refused_with_a_hint(raw_file) -> None:
     path = raw_file({"inputs": {"a": np.zeros((2, 3))}, "labels": torch.tensor([0, 1])})
-    with pytest.raises(DataError, match=r"needs arbitrary code.*torch\.from_numpy"):
+    with pytest.raises(DataError, match=r"refused as unsafe.*torch\.from_numpy"):
         load_tensor_file(path)
 
 
