@@ -79,11 +79,7 @@ def refused_pickle(err: BaseException) -> str | None:
     """
     text = str(err)
     found = _UNSAFE_GLOBAL.search(text)
-    if found:
-        return f"the global {found.group(1)}"
-    if "Weights only load failed" in text or "weights_only" in text:
-        return "a pickled Python object"
-    return None
+    return f"the global {found.group(1)}" if found else None
 
 
 def read_tensor_file(path: str | os.PathLike[str]) -> Any:
