@@ -39,14 +39,22 @@ def no_color() -> bool:
     return bool(os.environ.get("NO_COLOR"))
 
 
+class _Console(Console):
+    """A rich console whose closed stdout is a BrokenPipeError for the CLI to handle (rich itself exits 1)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def stdout_console() -> Console:
     """A console for results; no styling when stdout is no terminal or NO_COLOR is set."""
-    return Console(highlight=False, soft_wrap=False, color_system=None if no_color() else "auto")
+    return _Console(highlight=False, soft_wrap=False, color_system=None if no_color() else "auto")
 
 
 def stderr_console() -> Console:
     """A console for progress and error lines (no styling under NO_COLOR)."""
-    return Console(stderr=True, highlight=False, soft_wrap=True, color_system=None if no_color() else "auto")
+    return _Console(stderr=True, highlight=False, soft_wrap=True, color_system=None if no_color() else "auto")
 
 
 def _report_error(message: str) -> None:
@@ -124,7 +132,9 @@ class _MMBalanceGroup(TyperGroup):
     def invoke(self, ctx: typer.Context) -> Any:
         try:
             with _command_scope():
-                return super().invoke(ctx)
+                result = super().invoke(ctx)
+                sys.stdout.flush()  # a closed stdout shows here, while BrokenPipeError is still ours to handle
+                return result
         except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
             raise  # typer's own control flow (exit codes, usage errors)
         except MMBalanceError as err:
