@@ -258,6 +258,15 @@ def _check_fields(d: Mapping[str, Any], origin: str) -> None:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise bad(field, "a list of names", value)
     numbers("per_class_accuracy", d.get("per_class_accuracy", {}))
+    for field, optional in (("model", False), ("data", False), ("primary_method", True), ("checkpoint", True),
+                            ("split", True), ("target", True), ("device", True), ("created", True),
+                            ("mmbalance_version", True)):
+        value = d.get(field)
+        if not isinstance(value, str) and not (optional and value is None):
+            raise bad(field, "a string", value)
+    for field in ("model_args", "extra"):
+        if not isinstance(d.get(field, {}), Mapping):
+            raise bad(field, "an object", d.get(field))
     if "seconds" in d and not _is_number(d["seconds"]):
         raise bad("seconds", "a finite number", d["seconds"])
     methods = d.get("methods")
@@ -266,6 +275,12 @@ def _check_fields(d: Mapping[str, Any], origin: str) -> None:
     for name, m in methods.items():
         if not isinstance(m, Mapping):
             raise bad(f"methods.{name}", "an object", m)
+        for field in ("name", "level"):
+            if not isinstance(m.get(field, ""), str):
+                raise bad(f"methods.{name}.{field}", "a string", m.get(field))
+        for field in ("params", "extra"):
+            if not isinstance(m.get(field, {}), Mapping):
+                raise bad(f"methods.{name}.{field}", "an object", m.get(field))
         numbers(f"methods.{name}.shares", m.get("shares", {}))
         numbers(f"methods.{name}.scores", m.get("scores", {}))
         ci95 = m.get("ci95")

@@ -58,7 +58,17 @@ def stderr_console() -> Console:
 
 
 def _report_error(message: str) -> None:
-    stderr_console().print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    stderr_console().print(f"[bold red]error:[/] {one_line(message)}", markup=True, highlight=False)
+
+
+def one_line(text: str) -> str:
+    """Control characters (newlines from a file name or a JSON key, say) shown escaped, so an error stays one line.
+
+    Example:
+        >>> print(one_line("a" + chr(30) + "b" + chr(10) + "c"))
+        a\\x1eb\\nc
+    """
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def interrupt_exit_code() -> int:
