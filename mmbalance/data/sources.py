@@ -262,8 +262,10 @@ def _load_synthetic(request: SourceRequest) -> MultimodalDataset:
         raise DataError(f"{request.source} has no split {split!r}",
                         hint=f"available splits: {', '.join(synthetic.SPLIT_OFFSETS)}")
     n = params[f"n_{split}"]
-    if not 1 <= n <= MAX_SAMPLES:
-        raise DataError(f"n_{split} must be between 1 and {MAX_SAMPLES} in {request.source!r}, got {n}")
+    if n < 1:
+        raise DataError(f"n_{split} must be at least 1 in {request.source!r}, got {n}")
+    if n > MAX_SAMPLES:
+        raise DataError(f"n_{split} must be at most {MAX_SAMPLES} in {request.source!r}, got {n}")
     if not 2 <= params["num_classes"] <= synthetic.MAX_NUM_CLASSES:
         raise DataError(f"num_classes must be between 2 and {synthetic.MAX_NUM_CLASSES} in "
                         f"{request.source!r}, got {params['num_classes']}")
