@@ -16,7 +16,7 @@ import signal
 import sys
 from types import FrameType
 
-_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+_EXIT_CODES: dict[int, int] = {int(signal.SIGINT): 130, int(signal.SIGTERM): 143}
 
 
 def is_cli_process(orig_argv: list[str] | None = None) -> bool:

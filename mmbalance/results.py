@@ -235,38 +235,38 @@ def _is_number(value: Any) -> bool:
 def _check_fields(d: Mapping[str, Any], origin: str) -> None:
     """Refuse, in one line, an audit document whose fields have the wrong types (before anything uses them)."""
 
-    def bad(field: str, expected: str, value: Any) -> ResultsError:
+    def bad(name_: str, expected: str, value: Any) -> ResultsError:
         shown = json.dumps(value)[:60] if not isinstance(value, float) else repr(value)
-        return ResultsError(f"{origin}: {field} must be {expected}, got {shown}", hint="re-run `mmbalance audit`")
+        return ResultsError(f"{origin}: {name_} must be {expected}, got {shown}", hint="re-run `mmbalance audit`")
 
-    def numbers(field: str, value: Any, *, optional: bool = False) -> None:
+    def numbers(name_: str, value: Any, *, optional: bool = False) -> None:
         if value is None and optional:
             return
         if not isinstance(value, Mapping):
-            raise bad(field, "an object of numbers", value)
+            raise bad(name_, "an object of numbers", value)
         for key, v in value.items():
             if not _is_number(v):
-                raise bad(f"{field}.{key}", "a finite number", v)
+                raise bad(f"{name_}.{key}", "a finite number", v)
 
     n = d.get("n_samples")
     if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 2**63:
         raise bad("n_samples", "a sample count", n)
     if not _is_number(d.get("accuracy")):
         raise bad("accuracy", "a finite number", d.get("accuracy"))
-    for field in ("modalities", "classes"):
-        value = d.get(field, [])
+    for name_ in ("modalities", "classes"):
+        value = d.get(name_, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise bad(field, "a list of names", value)
+            raise bad(name_, "a list of names", value)
     numbers("per_class_accuracy", d.get("per_class_accuracy", {}))
-    for field, optional in (("model", False), ("data", False), ("primary_method", True), ("checkpoint", True),
+    for name_, optional in (("model", False), ("data", False), ("primary_method", True), ("checkpoint", True),
                             ("split", True), ("target", True), ("device", True), ("created", True),
                             ("mmbalance_version", True)):
-        value = d.get(field)
+        value = d.get(name_)
         if not isinstance(value, str) and not (optional and value is None):
-            raise bad(field, "a string", value)
-    for field in ("model_args", "extra"):
-        if not isinstance(d.get(field, {}), Mapping):
-            raise bad(field, "an object", d.get(field))
+            raise bad(name_, "a string", value)
+    for name_ in ("model_args", "extra"):
+        if not isinstance(d.get(name_, {}), Mapping):
+            raise bad(name_, "an object", d.get(name_))
     if "seconds" in d and not _is_number(d["seconds"]):
         raise bad("seconds", "a finite number", d["seconds"])
     methods = d.get("methods")
@@ -275,12 +275,12 @@ def _check_fields(d: Mapping[str, Any], origin: str) -> None:
     for name, m in methods.items():
         if not isinstance(m, Mapping):
             raise bad(f"methods.{name}", "an object", m)
-        for field in ("name", "level"):
-            if not isinstance(m.get(field, ""), str):
-                raise bad(f"methods.{name}.{field}", "a string", m.get(field))
-        for field in ("params", "extra"):
-            if not isinstance(m.get(field, {}), Mapping):
-                raise bad(f"methods.{name}.{field}", "an object", m.get(field))
+        for name_ in ("name", "level"):
+            if not isinstance(m.get(name_, ""), str):
+                raise bad(f"methods.{name}.{name_}", "a string", m.get(name_))
+        for name_ in ("params", "extra"):
+            if not isinstance(m.get(name_, {}), Mapping):
+                raise bad(f"methods.{name}.{name_}", "an object", m.get(name_))
         numbers(f"methods.{name}.shares", m.get("shares", {}))
         numbers(f"methods.{name}.scores", m.get("scores", {}))
         ci95 = m.get("ci95")
