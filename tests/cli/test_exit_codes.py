@@ -147,18 +147,6 @@ def test_absurd_sample_count_in_a_synthetic_source():
     assert_one_line_error(code, err, "n_test must be at most 100000000")
 
 
-def _mutated_audit(audit_json: Path, tmp_path: Path, change) -> Path:
-    doc = json.loads(audit_json.read_text())
-    change(doc)
-    out = tmp_path / "bad.json"
-    out.write_text(json.dumps(doc) if not isinstance(doc, str) else doc)
-    return out
-
-
-def _five_thousand_digits(doc):
-    doc["n_samples"] = 0  # replaced in the text below
-
-
 @pytest.mark.parametrize("command", ["report", "compare"])
 @pytest.mark.parametrize(("case", "words"), [
     ("digits", ["not an mmbalance audit", "4300 digits"]),
