@@ -15,6 +15,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from ._startup import guard_cli_startup  # noqa: E402
+
+guard_cli_startup()  # the CLI process only: Ctrl-C while torch imports is one line (see _startup.py)
+
 from .errors import MMBalanceError  # noqa: E402
 from .results import AuditResult, MethodResult  # noqa: E402
 from .models import list_models, load_model, register_model  # noqa: E402

@@ -39,6 +39,7 @@ from .guards import (ConstantMonitor, check_finite, check_gradients_flow, check_
                      check_width_follows_classes, completeness_warning,
                      constant_embedding_warning, gradient_estimators, unaudited_inputs)
 from .io import check_output_file
+from .limits import MAX_SEED, MAX_STEPS, check_int
 from .models import ModelAdapter, load_model
 from .models.hf import default_pass_through, hf_model_class, is_hf_spec
 from .progress import progress_bar
@@ -181,6 +182,9 @@ def audit(
     if per_sample is not None:
         per_sample_format(per_sample)
         check_output_file(per_sample, what="--per-sample", example="samples.csv")  # before the work, not after it
+    check_int("--seed", seed, 0, MAX_SEED)
+    for flag, value, low in (("--steps", steps, 1), ("--repeats", repeats, 1), ("--bootstrap", bootstrap, 0)):
+        check_int(flag, value, low, MAX_STEPS)
     started = time.perf_counter()
     dev = resolve_device(device)
     rank = init_distributed(dev)  # under torchrun: join the group; run_audit shards the data

@@ -57,3 +57,16 @@ class TrainingError(MMBalanceError):
 
 class OutputError(MMBalanceError):
     """An output that cannot be written: a directory where a file is wanted, no space, read-only, locked."""
+
+
+class MMBalanceWarning(UserWarning):
+    """Something the user should know that does not stop the command (the CLI shows it as one line).
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warnings.warn("validation uses the training samples", MMBalanceWarning)
+        >>> str(caught[0].message)
+        'validation uses the training samples'
+    """

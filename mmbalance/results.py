@@ -172,6 +172,7 @@ class AuditResult:
                 f"{origin} has schema {schema!r}, expected {SCHEMA!r}",
                 hint="re-run `mmbalance audit` with this version of mmbalance",
             )
+        _check_fields(d, origin)
         try:
             methods = {k: MethodResult.from_dict(m) for k, m in d["methods"].items()}
             known = {f.name for f in dataclasses.fields(cls)}
@@ -189,6 +190,9 @@ class AuditResult:
         except json.JSONDecodeError as err:
             raise ResultsError(f"{origin} is not valid JSON (truncated?): {err.msg} at line {err.lineno}",
                                hint="re-run `mmbalance audit` to write it again") from err
+        except (ValueError, RecursionError) as err:  # a 5000-digit number, arrays nested thousands deep
+            raise ResultsError(f"{origin} is not an mmbalance audit: {str(err).split(';')[0]}",
+                               hint="re-run `mmbalance audit` to write it again") from None
         return cls.from_dict(data, origin=origin)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -221,6 +225,83 @@ class AuditResult:
                              "score": m.scores.get(mod, float("nan")),
                              "ci95_low": lo, "ci95_high": hi})
         return pd.DataFrame(rows)
+
+
+def _is_number(value: Any) -> bool:
+    """A finite JSON number (not a bool, not null, not a number too large for a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _check_fields(d: Mapping[str, Any], origin: str) -> None:
+    """Refuse, in one line, an audit document whose fields have the wrong types (before anything uses them)."""
+
+    def bad(name_: str, expected: str, value: Any) -> ResultsError:
+        shown = json.dumps(value)[:60] if not isinstance(value, float) else repr(value)
+        return ResultsError(f"{origin}: {name_} must be {expected}, got {shown}", hint="re-run `mmbalance audit`")
+
+    def numbers(name_: str, value: Any, *, optional: bool = False) -> None:
+        if value is None and optional:
+            return
+        if not isinstance(value, Mapping):
+            raise bad(name_, "an object of numbers", value)
+        for key, v in value.items():
+            if not _is_number(v):
+                raise bad(f"{name_}.{key}", "a finite number", v)
+
+    n = d.get("n_samples")
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 2**63:
+        raise bad("n_samples", "a sample count", n)
+    if not _is_number(d.get("accuracy")):
+        raise bad("accuracy", "a finite number", d.get("accuracy"))
+    for name_ in ("modalities", "classes"):
+        value = d.get(name_, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad(name_, "a list of names", value)
+    numbers("per_class_accuracy", d.get("per_class_accuracy", {}))
+    for name_, optional in (("model", False), ("data", False), ("primary_method", True), ("checkpoint", True),
+                            ("split", True), ("target", True), ("device", True), ("created", True),
+                            ("mmbalance_version", True)):
+        value = d.get(name_)
+        if not isinstance(value, str) and not (optional and value is None):
+            raise bad(name_, "a string", value)
+    for name_ in ("model_args", "extra"):
+        if not isinstance(d.get(name_, {}), Mapping):
+            raise bad(name_, "an object", d.get(name_))
+    if "seconds" in d and not _is_number(d["seconds"]):
+        raise bad("seconds", "a finite number", d["seconds"])
+    methods = d.get("methods")
+    if not isinstance(methods, Mapping) or not methods:
+        raise bad("methods", "an object with at least one method", methods)
+    for name, m in methods.items():
+        if not isinstance(m, Mapping):
+            raise bad(f"methods.{name}", "an object", m)
+        for name_ in ("name", "level"):
+            if not isinstance(m.get(name_, ""), str):
+                raise bad(f"methods.{name}.{name_}", "a string", m.get(name_))
+        for name_ in ("params", "extra"):
+            if not isinstance(m.get(name_, {}), Mapping):
+                raise bad(f"methods.{name}.{name_}", "an object", m.get(name_))
+        numbers(f"methods.{name}.shares", m.get("shares", {}))
+        numbers(f"methods.{name}.scores", m.get("scores", {}))
+        ci95 = m.get("ci95")
+        if ci95 is not None:
+            if not isinstance(ci95, Mapping):
+                raise bad(f"methods.{name}.ci95", "an object of [low, high] pairs", ci95)
+            for mod, pair in ci95.items():
+                if not (isinstance(pair, list) and len(pair) == 2 and all(_is_number(v) for v in pair)):
+                    raise bad(f"methods.{name}.ci95.{mod}", "a [low, high] pair of numbers", pair)
+        per_class = m.get("per_class", {})
+        if not isinstance(per_class, Mapping):
+            raise bad(f"methods.{name}.per_class", "an object", per_class)
+        for cls, entry in per_class.items():
+            if not isinstance(entry, Mapping):
+                raise bad(f"methods.{name}.per_class.{cls}", "an object", entry)
+            numbers(f"methods.{name}.per_class.{cls}.shares", entry.get("shares", {}))
 
 
 def _clean(obj: Any) -> Any:

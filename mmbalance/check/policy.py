@@ -87,10 +87,17 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
         raise UsageError(f"cannot read policy file {p}: {err.strerror or err}") from None
     except _toml.TOMLDecodeError as err:
         raise UsageError(f"policy file {p} is not valid TOML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise UsageError(f"policy file {p} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset "
+                         f"{err.start})", hint="TOML files must be UTF-8") from None
+    except (ValueError, RecursionError) as err:  # e.g. a 5000-digit integer, or tables nested thousands deep
+        raise UsageError(f"policy file {p} is not valid TOML: {err}") from None
 
     if p.name == "pyproject.toml":
         table_name = "[tool.mmbalance.check]"
-        table = document.get("tool", {}).get("mmbalance", {}).get("check")
+        tool = document.get("tool")
+        section = tool.get("mmbalance") if isinstance(tool, Mapping) else None
+        table = section.get("check") if isinstance(section, Mapping) else None
         if table is None:
             raise UsageError(f"{p} has no {table_name} table", hint="add one with the check rules (see docs/ci.md)")
     else:

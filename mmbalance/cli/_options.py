@@ -12,6 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from .app import set_quiet
+
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registered name, [bold]package.module:factory[/], [bold]file.py:factory[/] or [bold]hf:DIR[/] (a Hugging Face model saved with save_pretrained).")]
 ModelArgOpt = Annotated[Optional[list[str]], typer.Option("--model-arg", help="Constructor argument key=value (JSON values parsed); repeatable.")]
 CheckpointOpt = Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="State-dict file (.pt .pth .ckpt .bin .safetensors).")]
@@ -22,7 +24,7 @@ SplitOpt = Annotated[Optional[str], typer.Option("--split", help="Split of a spl
 ModalitiesOpt = Annotated[Optional[str], typer.Option("--modalities", help="Comma-separated modality names in model input order.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Samples per batch.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables; errors still go to stderr.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", callback=set_quiet, help="No progress bars, tables or library warnings; errors and mmbalance's own warnings still go to stderr.")]
 DeterministicOpt = Annotated[bool, typer.Option("--deterministic", help="Deterministic algorithms (cuDNN without benchmarking, cuBLAS workspace): the same seed gives bit-identical results on CUDA; slower.")]
 PassThroughOpt = Annotated[Optional[str], typer.Option("--pass-through", help="Inputs given to forward with each sample but never attributed, e.g. attention_mask,lengths (from the dataset's \"extra\" mapping or its inputs).")]
 CallOpt = Annotated[str, typer.Option("--call", help="How forward is called: auto, positional, keyword, or dict (forward(batch) taking one mapping).")]

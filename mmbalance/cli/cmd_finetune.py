@@ -8,16 +8,18 @@ from typing import Annotated, Any, Optional
 
 from typer._click.core import ParameterSource  # typer 0.29 bundles click
 import typer
+from rich.markup import escape
 
 from ..attribution.hooks import parse_embedding_layers
 from ..errors import UsageError
 from ..models import parse_model_args
 from ..training import TrainConfig, TrainingInterrupted, TrainResult, finetune
+from ..training.resume import RESUME_FILE
 from ..training.rundir import check_new_run_dir
 from ._media_options import SkipBadOpt, media_data, with_decoding_options
 from ._options import (BatchSizeOpt, CheckpointOpt, DeterministicOpt, DeviceOpt, ModalitiesOpt, ModelArgOpt,
                        OutputOpt, QuietOpt, parse_output, split_list)
-from .app import EXIT_INTERRUPTED, app, stderr_console, stdout_console
+from .app import app, interrupt_exit_code, interrupt_reason, stderr_console, stdout_console
 
 # Options that may accompany --resume (everything else comes from the saved run).
 _RESUME_OPTIONS = {"resume", "device", "quiet", "trust_checkpoint"}
@@ -125,13 +127,25 @@ def finetune_command(
         where = out
     try:
         result = run()
-    except TrainingInterrupted as err:
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: say where the resumable state is
         if main_rank:
-            stderr_console().print(f"[bold yellow]interrupted[/]: {err.epochs_done} complete epoch(s) saved in "
-                                   f"{err.out_dir}; continue with [bold]mmbalance finetune --resume {err.out_dir}[/]")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+            stderr_console().print(_interrupted_line(err, Path(str(where))), markup=True, highlight=False)
+        raise typer.Exit(interrupt_exit_code()) from None
     if show:
         _summary(result, Path(str(where)))
+
+
+def _interrupted_line(err: KeyboardInterrupt, where: Path) -> str:
+    """One line: what stopped the run, and where its resumable state is (or that there is none yet)."""
+    reason = escape(interrupt_reason())
+    out_dir = err.out_dir if isinstance(err, TrainingInterrupted) else where
+    if not (out_dir / RESUME_FILE).is_file():
+        return f"[bold yellow]{reason}[/] before the run started: nothing to resume in {escape(str(out_dir))}"
+    done = err.epochs_done if isinstance(err, TrainingInterrupted) else None
+    saved = ("no complete epoch yet, the run's settings are" if done == 0 else
+             f"{done} complete epoch(s)" if done else "the last complete epoch is")
+    return (f"[bold yellow]{reason}[/]: {saved} saved in {escape(str(out_dir))}; continue with "
+            f"[bold]mmbalance finetune --resume {escape(str(out_dir))}[/]")
 
 
 def _summary(result: TrainResult, where: Path) -> None:

@@ -200,8 +200,14 @@ def check_tensor_dataset(
         if not isinstance(tensor, Tensor):
             raise DataError(f"'inputs' in {where} must be a dict of modality name -> tensor; "
                             f"{name!r} is a {type(tensor).__name__}")
+        if tensor.layout != torch.strided:
+            raise DataError(f"{name!r} in {where} is a {str(tensor.layout).removeprefix('torch.')} tensor; "
+                            "datasets hold dense tensors", hint="save tensor.to_dense() instead")
         if tensor.dim() < 1:
             raise DataError(f"{name!r} in {where} is a 0-d tensor; it needs a sample axis first: (N, ...)")
+    if isinstance(labels, Tensor) and labels.layout != torch.strided:
+        raise DataError(f"'labels' in {where} is a {str(labels.layout).removeprefix('torch.')} tensor; "
+                        "datasets hold dense tensors", hint="save labels.to_dense() instead")
     if not isinstance(labels, Tensor) or labels.dim() != 1 or labels.is_floating_point() or labels.is_complex() \
             or labels.dtype == torch.bool:
         got = (f"{str(labels.dtype).removeprefix('torch.')} tensor of shape {tuple(labels.shape)}"

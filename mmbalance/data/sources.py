@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable, Sequence, Union
 from urllib.parse import parse_qsl
 
+from ..limits import MAX_SAMPLES
 from ..errors import DataError
 from . import synthetic
 from .dataset import MultimodalDataset, TensorMultimodalDataset
@@ -265,6 +266,8 @@ def _load_synthetic(request: SourceRequest) -> MultimodalDataset:
     n = params[f"n_{split}"]
     if n < 1:
         raise DataError(f"n_{split} must be at least 1 in {request.source!r}, got {n}")
+    if n > MAX_SAMPLES:
+        raise DataError(f"n_{split} must be at most {MAX_SAMPLES} in {request.source!r}, got {n}")
     if not 2 <= params["num_classes"] <= synthetic.MAX_NUM_CLASSES:
         raise DataError(f"num_classes must be between 2 and {synthetic.MAX_NUM_CLASSES} in "
                         f"{request.source!r}, got {params['num_classes']}")

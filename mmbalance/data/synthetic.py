@@ -39,6 +39,7 @@ from pathlib import Path
 
 import torch
 
+from ..limits import MAX_SAMPLES, check_int
 from ..errors import UsageError
 
 NAME = "av-dominance"
@@ -138,8 +139,7 @@ def write_synthetic(
     out = Path(out_dir)
     sizes = {"train": n_train, "val": n_val, "test": n_test}
     for split, n in sizes.items():
-        if n < 1:
-            raise UsageError(f"--n-{split} must be at least 1, got {n}")
+        check_int(f"--n-{split}", n, 1, MAX_SAMPLES)
     _check_num_classes(num_classes)
     check_output_dir(out, what="--out")
     targets = {split: out / f"{split}.pt" for split in sizes}

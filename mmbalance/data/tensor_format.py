@@ -33,7 +33,7 @@ __all__ = ["SUFFIXES", "load_tensor_file", "read_tensor_file", "save_tensor_data
 
 SUFFIXES = (".pt", ".pth")
 _ZIP_MAGIC = b"PK\x03\x04"
-_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([A-Za-z_][\w.]*) was not an allowed global")
+_UNSAFE_GLOBAL = re.compile(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([A-Za-z_][\w.]*)")
 _ONLY_SAFE = "a dataset file must contain only tensors, dicts, lists and strings"
 
 
@@ -72,6 +72,21 @@ def load_tensor_file(
                                    extra=extra)
 
 
+def refused_pickle(err: BaseException) -> str | None:
+    """If safe loading (``weights_only=True``) refused ``err``'s file as unsafe: what it refused, else ``None``.
+
+    Example:
+        >>> import pickle
+        >>> refused_pickle(pickle.UnpicklingError("Trying to load unsupported GLOBAL posix.system whose ..."))
+        'the global posix.system'
+        >>> refused_pickle(pickle.UnpicklingError("invalid load key, 'x'.")) is None
+        True
+    """
+    text = str(err)
+    found = _UNSAFE_GLOBAL.search(text)
+    return f"the global {found.group(1)}" if found else None
+
+
 def read_tensor_file(path: str | os.PathLike[str]) -> Any:
     """``torch.load`` with ``weights_only=True`` and ``mmap`` (plain read for legacy files), errors as DataError."""
     path = Path(path)
@@ -90,13 +105,12 @@ def read_tensor_file(path: str | os.PathLike[str]) -> Any:
         # zip files (torch.save's format since 1.6) can be memory-mapped; legacy ones cannot
         return torch.load(path, map_location="cpu", weights_only=True, mmap=head == _ZIP_MAGIC)
     except pickle.UnpicklingError as err:
-        unsafe = _UNSAFE_GLOBAL.search(str(err))
-        if unsafe:
-            name = unsafe.group(1)
-            hint = ("convert arrays with torch.from_numpy(...) before saving" if name.startswith("numpy")
+        refused = refused_pickle(err)
+        if refused:
+            hint = ("convert arrays with torch.from_numpy(...) before saving" if "numpy" in refused
                     else "save plain tensors, lists and strings only")
-            raise DataError(f"{path} holds a Python object ({name}) that needs arbitrary code to load; "
-                            f"{_ONLY_SAFE}", hint=hint) from None
+            raise DataError(f"{path} was refused as unsafe: loading it would run {refused}, which can execute "
+                            f"arbitrary code; {_ONLY_SAFE}", hint=hint) from None
         raise DataError(f"{path} is not a readable torch file (corrupt or truncated?)",
                         hint="write it again with torch.save or mmbalance.data.save_tensor_dataset") from None
     except OSError as err:

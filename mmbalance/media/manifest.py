@@ -78,6 +78,10 @@ def read_manifest(path: str | os.PathLike[str], *, classes: Sequence[str] | None
             video = row["video"]
             if not video:
                 raise DataError(f"{here}: empty 'video'", hint=_HINT)
+            for column in ("video", "audio"):
+                if "\x00" in (row.get(column) or ""):
+                    raise DataError(f"{here}: the {column!r} path holds a NUL byte, which no file name can contain",
+                                    hint="fix the manifest (a binary file pasted into it?)")
             if has_split and not split:
                 raise DataError(f"{here}: empty 'split'", hint="give every row a split, or drop the column")
             label = to_index(row["label"])

@@ -31,6 +31,7 @@ from ..errors import UsageError
 __all__ = ["DecodeOptions", "SourceSpec", "DEFAULT_FRAMES", "split_source", "with_options", "OPTION_KEYS"]
 
 DEFAULT_FRAMES = 4
+MIN_SAMPLE_RATE = 1000  # Hz; below this no speech or sound is left to hear
 SPECTROGRAMS = ("mel", "stft")
 NORMALIZATIONS = ("imagenet", "unit")
 AUDIO_PADS = ("zero", "loop")
@@ -94,6 +95,14 @@ class DecodeOptions:
         for name, allowed in (("spectrogram", SPECTROGRAMS), ("normalize", NORMALIZATIONS), ("pad", AUDIO_PADS)):
             if getattr(self, name) not in allowed:
                 raise UsageError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.sample_rate < MIN_SAMPLE_RATE:
+            raise UsageError(f"sample_rate must be at least {MIN_SAMPLE_RATE} Hz, got {self.sample_rate}")
+        if self.fft_size < 2:
+            raise UsageError(f"n_fft must be at least 2, got {self.fft_size}")
+        if self.spectrogram == "mel" and self.fft_size // 2 + 1 < self.n_mels:
+            raise UsageError(f"n_fft {self.fft_size} gives {self.fft_size // 2 + 1} frequency bins, fewer than "
+                             f"n_mels {self.n_mels}: some mel bands would be empty",
+                             hint="raise n_fft or lower n_mels")
         if self.num_frames < 1:
             raise UsageError(f"fps {self.fps} × clip_seconds {self.clip_seconds} gives no frame",
                              hint="raise fps or clip_seconds")
@@ -146,7 +155,8 @@ class DecodeOptions:
     def audio_shape(self) -> tuple[int, int, int]:
         """Shape of one audio sample, ``(1, F, T')``."""
         bins = self.n_mels if self.spectrogram == "mel" else self.fft_size // 2 + 1
-        return (1, bins, self.n_samples // self.hop + 1)
+        pad = self.fft_size // 2  # torch.stft(center=True) pads both ends by n_fft // 2
+        return (1, bins, (self.n_samples + 2 * pad - self.fft_size) // self.hop + 1)
 
     @property
     def visual_shape(self) -> tuple[int, int, int, int]:

@@ -84,7 +84,7 @@ def _load_file_module(spec: str, file_part: str) -> ModuleType:
     try:
         with _on_sys_path(str(resolved.parent)):
             import_spec.loader.exec_module(module)
-    except Exception as err:  # noqa: BLE001 - whatever the user's file raises, report it in one line
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - whatever the user's file raises, in one line
         sys.modules.pop(module_name, None)
         raise ModelError(f"cannot import model file {path}: {one_line(err)}",
                          hint="fix the error in that file or the packages it imports") from err
@@ -107,7 +107,7 @@ def _import_module(spec: str, module_part: str) -> ModuleType:
         raise ModelError(f"cannot import module {module_part!r} for model spec {spec!r}: {one_line(err)}",
                          hint="install the package or add its directory to PYTHONPATH; "
                               "for a file use path/to/file.py:factory") from err
-    except Exception as err:  # noqa: BLE001 - errors raised while importing the user's module
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - errors raised while importing the user's module
         raise ModelError(f"cannot import module {module_part!r} for model spec {spec!r}: {one_line(err)}",
                          hint="fix the error in that module or the packages it imports") from err
 
@@ -217,6 +217,9 @@ def create_model(spec: str, *, num_classes: int | None = None, model_args: dict[
     except TypeError as err:
         hint = f"it accepts: {_accepted(sig)}" if sig is not None else "check --model-arg values"
         raise ModelError(f"building model {spec!r} failed: {one_line(err)}", hint=hint) from err
+    except SystemExit as err:  # a factory that calls sys.exit() must not end the command with its code
+        raise ModelError(f"building model {spec!r} failed: the factory called sys.exit({err.code!r})",
+                         hint="a factory should raise an exception instead of exiting") from None
     except Exception as err:  # noqa: BLE001 - the factory is user code; report it in one line
         raise ModelError(f"building model {spec!r} failed: {one_line(err)}",
                          hint="check --model-arg values") from err

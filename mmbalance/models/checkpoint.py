@@ -222,20 +222,16 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, trust: bo
 
     mismatched = [f"{k} (checkpoint {tuple(v.shape)}, model {tuple(expected[k].shape)})"
                   for k, v in sd.items() if k in expected and tuple(v.shape) != tuple(expected[k].shape)]
-    if mismatched:
-        raise CheckpointError(f"checkpoint {path} has parameters of other shapes, {_listing(mismatched)}",
-                              hint="build the model with the arguments used in training (--model-arg, "
-                                   "num_classes)")
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]
-    if strict and (missing or unexpected):
-        parts = []
-        if missing:
-            parts.append(f"missing keys {_listing(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys {_listing(unexpected)}")
+    if mismatched or (strict and (missing or unexpected)):
+        # All three counts at once: a checkpoint of another architecture shows as all three, not one.
+        parts = [f"{what} {_listing(keys)}" for what, keys in (
+            ("missing keys", missing), ("unexpected keys", unexpected), ("keys of other shapes", mismatched)) if keys]
+        hint = ("is it for this model spec and these --model-arg values?" if len(missing) + len(unexpected)
+                else "build the model with the arguments used in training (--model-arg, num_classes)")
         raise CheckpointError(f"checkpoint {path} does not match {type(target).__name__}: {'; '.join(parts)}",
-                              hint="is it for this model spec and these --model-arg values?")
+                              hint=hint)
     try:
         target.load_state_dict(sd, strict=strict)
     except RuntimeError as err:

@@ -8,6 +8,7 @@ import math
 from typing import Any, Mapping, Sequence
 
 from ..attribution.hooks import EMBEDDING_LAYER_HINT, parse_embedding_layers
+from ..limits import MAX_EPOCHS, MAX_SEED, MAX_STEPS, check_int
 from ..errors import UsageError
 from .differentiable import ATTRIBUTIONS, LEVELS, PENALTIES, POOLS
 
@@ -135,8 +136,10 @@ class TrainConfig:
 
     def validate(self, modalities: Sequence[str] | None = None) -> None:
         """Raise :class:`UsageError` for values that cannot work (names checked when ``modalities`` are given)."""
-        if self.epochs < 1:
-            raise UsageError(f"--epochs must be at least 1, got {self.epochs}")
+        check_int("--epochs", self.epochs, 1, MAX_EPOCHS)
+        check_int("--seed", self.seed, 0, MAX_SEED)
+        check_int("--attr-steps", self.attr_steps, 1, MAX_STEPS)
+        check_int("--lambda-warmup", self.lambda_warmup, 0, MAX_EPOCHS)
         if not self.lr > 0:
             raise UsageError(f"--lr must be positive, got {self.lr}")
         if self.weight_decay < 0:

@@ -28,6 +28,7 @@ import math
 import os
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -41,7 +42,7 @@ from ..attribution.hooks import EmbeddingView
 from ..data import MultimodalDataset, load_dataset, make_loader
 from ..device import resolve_device
 from ..distributed import ShardSampler, all_reduce_sum, barrier, init_distributed, shutdown_distributed
-from ..errors import TrainingError, UsageError
+from ..errors import DataError, MMBalanceWarning, TrainingError, UsageError
 from ..guards import check_finite
 from ..io import atomic_write_json, atomic_write_text, check_output_dir
 from ..models import ModelAdapter, load_model, save_state_dict
@@ -301,6 +302,7 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
                              default_split=config.train_split)
     val_set = load_dataset(config.data, split=config.val_split, modalities=wanted,
                            default_split=config.val_split)
+    _check_validation_split(train_set, val_set)
     modalities = tuple(train_set.modalities)
     config.validate(modalities)
     regularizer = build_regularizer(config, modalities)
@@ -437,6 +439,18 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
     barrier()
     return TrainResult(out_dir=out, best_epoch=best_epoch, best_val_accuracy=best_acc, history=history,
                        resumed_from=start)
+
+
+def _check_validation_split(train_set: MultimodalDataset, val_set: MultimodalDataset) -> None:
+    """Refuse validation labels the model cannot predict; warn when validation is the training data."""
+    if val_set.num_classes > train_set.num_classes:
+        raise DataError(f"the validation data {val_set.location} has {val_set.num_classes} classes, the training "
+                        f"data {train_set.location} only {train_set.num_classes}",
+                        hint="train and validation splits must share one list of classes")
+    if train_set.location == val_set.location:
+        warnings.warn(f"{train_set.location} is both the training and the validation data: the best epoch is "
+                      "chosen on the training samples; give a split directory (train.pt, val.pt) for an honest "
+                      "validation", MMBalanceWarning, stacklevel=2)
 
 
 def _check_finite(loss: Tensor, epoch: int, out: Path, have_checkpoint: bool) -> None:
