@@ -162,8 +162,12 @@ class AuditResult:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], *, origin: str = "audit JSON") -> "AuditResult":
-        """Rebuild from a dict, checking the schema version."""
+    def from_dict(cls, d: Mapping[str, Any], *, origin: str = "audit JSON", finite: bool = True) -> "AuditResult":
+        """Rebuild from a dict, checking the schema version and the field types.
+
+        With ``finite=False`` a share, score or accuracy that is missing (``null``) or NaN is
+        kept as such instead of refused (``mmbalance check`` loads audits so, and fails them).
+        """
         if not isinstance(d, Mapping):
             raise ResultsError(f"{origin} is not an mmbalance audit (top level is not an object)")
         schema = d.get("schema")
@@ -172,7 +176,7 @@ class AuditResult:
                 f"{origin} has schema {schema!r}, expected {SCHEMA!r}",
                 hint="re-run `mmbalance audit` with this version of mmbalance",
             )
-        _check_fields(d, origin)
+        _check_fields(d, origin, finite=finite)
         try:
             methods = {k: MethodResult.from_dict(m) for k, m in d["methods"].items()}
             known = {f.name for f in dataclasses.fields(cls)}
@@ -183,7 +187,7 @@ class AuditResult:
                                hint="re-run `mmbalance audit`") from err
 
     @classmethod
-    def from_json(cls, text: str, *, origin: str = "audit JSON") -> "AuditResult":
+    def from_json(cls, text: str, *, origin: str = "audit JSON", finite: bool = True) -> "AuditResult":
         """Parse JSON text (see :meth:`from_dict`)."""
         try:
             data = json.loads(text)
@@ -193,7 +197,7 @@ class AuditResult:
         except (ValueError, RecursionError) as err:  # a 5000-digit number, arrays nested thousands deep
             raise ResultsError(f"{origin} is not an mmbalance audit: {str(err).split(';')[0]}",
                                hint="re-run `mmbalance audit` to write it again") from None
-        return cls.from_dict(data, origin=origin)
+        return cls.from_dict(data, origin=origin, finite=finite)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the JSON atomically; returns the path."""
@@ -201,8 +205,9 @@ class AuditResult:
         return Path(path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "AuditResult":
-        """Read an audit JSON file, with one clear error for missing/truncated/foreign files."""
+    def load(cls, path: str | os.PathLike[str], *, finite: bool = True) -> "AuditResult":
+        """Read an audit JSON file, with one clear error for missing/truncated/foreign files (``finite``: see
+        :meth:`from_dict`)."""
         p = Path(path)
         try:
             text = p.read_text(encoding="utf-8")
@@ -210,7 +215,7 @@ class AuditResult:
             raise ResultsError(f"audit file {p} does not exist", hint="run `mmbalance audit --out FILE` first") from err
         except (OSError, UnicodeDecodeError) as err:
             raise ResultsError(f"cannot read audit file {p}: {err}") from err
-        return cls.from_json(text, origin=str(p))
+        return cls.from_json(text, origin=str(p), finite=finite)
 
     def to_frame(self) -> "Any":
         """One row per (method, modality): share, score, ci95 bounds (a pandas DataFrame)."""
@@ -237,7 +242,12 @@ def _is_number(value: Any) -> bool:
         return False
 
 
-def _check_fields(d: Mapping[str, Any], origin: str) -> None:
+def _is_missing(value: Any) -> bool:
+    """``null`` or NaN: a figure the audit could not compute."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _check_fields(d: Mapping[str, Any], origin: str, *, finite: bool = True) -> None:
     """Refuse, in one line, an audit document whose fields have the wrong types (before anything uses them)."""
 
     def bad(name_: str, expected: str, value: Any) -> ResultsError:
@@ -250,13 +260,13 @@ def _check_fields(d: Mapping[str, Any], origin: str) -> None:
         if not isinstance(value, Mapping):
             raise bad(name_, "an object of numbers", value)
         for key, v in value.items():
-            if not _is_number(v):
+            if not _is_number(v) and (finite or not _is_missing(v)):
                 raise bad(f"{name_}.{key}", "a finite number", v)
 
     n = d.get("n_samples")
     if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 2**63:
         raise bad("n_samples", "a sample count", n)
-    if not _is_number(d.get("accuracy")):
+    if not _is_number(d.get("accuracy")) and (finite or not _is_missing(d.get("accuracy"))):
         raise bad("accuracy", "a finite number", d.get("accuracy"))
     for name_ in ("modalities", "classes"):
         value = d.get(name_, [])

@@ -146,7 +146,7 @@ def check_command(
         raise UsageError("a baseline audit was given, but no rule uses it",
                          hint="add --max-share-increase 0.05 (or max_share_increase in the policy)")
 
-    base = AuditResult.load(baseline_path) if baseline_path is not None else None
+    base = AuditResult.load(baseline_path, finite=False) if baseline_path is not None else None
 
     if audit_file is not None:
         if model is not None or data is not None:
@@ -158,7 +158,7 @@ def check_command(
             verb = "apply" if len(stray) > 1 else "applies"
             raise UsageError(f"{', '.join(stray)} only {verb} when check runs the audit (--model/--data), "
                              "not with --audit FILE")
-        result = AuditResult.load(audit_file)
+        result = AuditResult.load(audit_file, finite=False)  # missing/NaN figures fail the check
     elif model is not None and data is not None:
         methods = [judged_method or "ig"]
         if any(r.name.startswith("min_ablation") for r in rules) and ABLATION not in methods:
