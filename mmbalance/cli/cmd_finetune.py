@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+from rich.markup import escape
 from typer._click.core import ParameterSource  # typer 0.29 bundles click
 import typer
 
 from ..errors import UsageError
 from ..models import parse_model_args
-from ..training import TrainConfig, TrainingInterrupted, TrainResult, finetune
+from ..training import TrainConfig, TrainingInterrupted, TrainingWarning, TrainResult, finetune
 from ._media_options import SkipBadOpt, media_data, with_decoding_options
 from ._options import (BatchSizeOpt, CheckpointOpt, DeviceOpt, ModalitiesOpt, ModelArgOpt, OutputOpt, QuietOpt,
                        TrustOpt, parse_output, split_list)
@@ -42,7 +44,8 @@ def finetune_command(
     alpha: Annotated[float, typer.Option("--alpha", help="OGM-GE modulation strength.", rich_help_panel="Balancing")] = 0.5,
     p: Annotated[float, typer.Option("--p", help="Modality dropout: probability of dropping one modality of a sample.", rich_help_panel="Balancing")] = 0.5,
     zero_modality: Annotated[Optional[list[str]], typer.Option("--zero-modality", help="Replace this modality by zeros in training and evaluation (unimodal baselines); repeatable.", rich_help_panel="Balancing")] = None,
-    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Most epochs to train (training stops earlier when validation accuracy stalls, see --patience).")] = 50,
+    patience: Annotated[int, typer.Option("--patience", min=0, help="Stop after this many epochs without a better validation accuracy; 0: train all --epochs.")] = 5,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate (Adam).")] = 1e-3,
     weight_decay: Annotated[float, typer.Option("--weight-decay")] = 0.0,
     batch_size: BatchSizeOpt = 32,
@@ -90,6 +93,7 @@ def finetune_command(
             model=str(model), data=str(data), out=str(out), checkpoint=str(checkpoint) if checkpoint else None,
             trust_checkpoint=trust_checkpoint, model_args=parse_model_args(model_arg or []),
             modalities=split_list(modalities), output=parse_output(output), epochs=epochs, lr=lr,
+            patience=patience,
             weight_decay=weight_decay, batch_size=batch_size, scheduler=scheduler, seed=seed, device=device,
             regularizer=regularizer, lambda_=lambda_, attribution=attribution, attr_steps=attr_steps, level=level,
             pool=pool, penalty=penalty, target=target, scope=scope, lambda_warmup=lambda_warmup, alpha=alpha, p=p,
@@ -98,7 +102,10 @@ def finetune_command(
         run = lambda: finetune(config, progress=not quiet)  # noqa: E731
         where = out
     try:
-        result = run()
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", TrainingWarning)
+            warnings.showwarning = _warning_printer(warnings.showwarning)
+            result = run()
     except TrainingInterrupted as err:
         if main_rank:
             stderr_console().print(f"[bold yellow]interrupted[/]: {err.epochs_done} complete epoch(s) saved in "
@@ -106,6 +113,16 @@ def finetune_command(
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if show:
         _summary(result, Path(str(where)))
+
+
+def _warning_printer(fallback: Any) -> Any:
+    """A ``warnings.showwarning`` that prints a :class:`TrainingWarning` as one yellow line right away."""
+    def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, TrainingWarning):
+            stderr_console().print(f"[bold yellow]warning[/]: {escape(str(message))}")
+        else:
+            fallback(message, category, *args, **kwargs)
+    return show
 
 
 def _summary(result: TrainResult, where: Path) -> None:
@@ -118,6 +135,9 @@ def _summary(result: TrainResult, where: Path) -> None:
     last = result.history[-1]
     shares = ", ".join(f"{k[len('share_'):]} {v:.0%}" for k, v in last.items() if k.startswith("share_"))
     resumed = f" (resumed after epoch {result.resumed_from})" if result.resumed_from else ""
+    if result.stopped_early:
+        resumed += (f", stopped early at epoch {result.stopped_epoch} (no better validation accuracy for "
+                    f"{result.stopped_epoch - result.best_epoch} epochs)")
     console.print(f"trained {len(result.history)} epochs{resumed}: best val accuracy {result.best_val_accuracy:.1%} "
                   f"(epoch {result.best_epoch}), last {last['val_accuracy']:.1%}; val shares {shares}")
     console.print(f"checkpoints: {result.best_path}, {result.last_path}; metrics: {result.metrics_path}")

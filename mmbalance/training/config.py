@@ -93,7 +93,8 @@ class TrainConfig:
     model_args: dict[str, Any] = field(default_factory=dict)
     modalities: list[str] | None = None
     output: str | int | None = None
-    epochs: int = 10
+    epochs: int = 50  # a cap: training stops early once validation accuracy stalls (patience)
+    patience: int = 5
     lr: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 32
@@ -122,6 +123,8 @@ class TrainConfig:
         """Raise :class:`UsageError` for values that cannot work (names checked when ``modalities`` are given)."""
         if self.epochs < 1:
             raise UsageError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.patience < 0:
+            raise UsageError(f"--patience must be >= 0 epochs (0 turns early stopping off), got {self.patience}")
         if not self.lr > 0:
             raise UsageError(f"--lr must be positive, got {self.lr}")
         if self.weight_decay < 0:
