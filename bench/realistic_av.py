@@ -77,8 +77,8 @@ SPEEDS = (130, 190)  # words per minute
 PITCHES = (35, 65)  # espeak-ng pitch, 0-99
 SAMPLE_RATE = 16000
 WINDOW_SECONDS = 1.0
-N_MELS = 32
-N_FRAMES = 48
+N_MELS = 16
+N_FRAMES = 32
 FRAME_SIZE = 32
 N_TIME = 4
 GLYPH_CANVAS = 64  # glyphs are pre-rendered once per (font, letter) at this size
@@ -103,8 +103,8 @@ class LettersConfig:
     audio_noise: float = 0.15  # share of samples whose speech is replaced by noise
     audio_swap: float = 0.20  # share of samples with another letter's name
     visual_corrupt: float = 0.15  # share of samples whose letter is absent (noise + occluder)
-    visual_contrast: tuple[float, float] = (0.25, 0.55)  # letter/background difference, noise std units
-    letter_size: tuple[float, float] = (0.32, 0.46)  # letter height as a share of the frame
+    visual_contrast: tuple[float, float] = (1.0, 2.0)  # letter/background difference, noise std units
+    letter_size: tuple[float, float] = (0.45, 0.65)  # letter height as a share of the frame
     audio_snr_db: tuple[float, float] = (5.0, 25.0)
     letters: tuple[str, ...] = LETTERS
     extra: dict[str, Any] = field(default_factory=dict)
