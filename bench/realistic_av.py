@@ -4,15 +4,17 @@ Every sample is one of ten letters (:data:`LETTERS`), seen and heard:
 
 * **visual** ``(3, 4, 32, 32)`` = (C, T, H, W): the letter rendered from one of the fonts matplotlib
   ships (DejaVu Sans, Serif and Mono in their regular, bold, oblique and bold-oblique cuts), small
-  (about 10-15 pixels tall) at a random place, rotation, shear and colour on a random background,
-  drifting by about a pixel per frame over four frames, under strong pixel noise. The low contrast
-  and the small size make it the **slow** modality for ``av-tiny``.
-* **audio** ``(1, 32, 48)`` = (1, mel bins, frames): the letter's name spoken by ``espeak-ng``
+  (14-21 pixels tall) at a random place, rotation, shear and ink colour on a random background,
+  drifting by about a pixel per frame over four frames, under pixel noise as strong as the ink's
+  contrast. ``av-tiny``'s visual encoder sees 7-pixel patches: reading a letter from stroke
+  statistics is the **slow** modality (alone, about 20 % after 10 epochs, still rising).
+* **audio** ``(1, 16, 32)`` = (1, mel bins, frames): the letter's name spoken by ``espeak-ng``
   (several voices, speeds and pitches), each utterance synthesized once and reused with
   augmentation (resampling by ±12 %, which shifts pitch and duration together; gain; a random
   onset in a 1-second window; background noise at 0-20 dB SNR), as a log-mel spectrogram
-  (``torchaudio.transforms.MelSpectrogram``, 16 kHz, 32 mels, 48 frames), standardized per
-  sample. Spoken names are learned within an epoch or two: the **fast** modality.
+  (``torchaudio.transforms.MelSpectrogram``, 16 kHz, 16 mels, 32 frames), standardized per
+  sample. The ten names have distinct vowels; audio is the **fast** modality (alone, about 40 %
+  after 2 epochs).
 
 Corruption (disjoint: a sample has at most one corrupted modality):
 
@@ -100,10 +102,10 @@ class LettersConfig:
     n_train: int = 1500
     n_val: int = 500
     n_test: int = 500
-    audio_noise: float = 0.15  # share of samples whose speech is replaced by noise
-    audio_swap: float = 0.20  # share of samples with another letter's name
+    audio_noise: float = 0.05  # share of samples whose speech is replaced by noise
+    audio_swap: float = 0.30  # share of samples with another letter's name
     visual_corrupt: float = 0.15  # share of samples whose letter is absent (noise + occluder)
-    visual_contrast: tuple[float, float] = (1.0, 2.0)  # letter/background difference, noise std units
+    visual_contrast: tuple[float, float] = (0.8, 1.6)  # letter/background difference, noise std units
     letter_size: tuple[float, float] = (0.45, 0.65)  # letter height as a share of the frame
     audio_snr_db: tuple[float, float] = (5.0, 25.0)
     letters: tuple[str, ...] = LETTERS
