@@ -240,8 +240,9 @@ def finetune(config: TrainConfig | None = None, *, resume: str | Path | None = N
     ``seed`` gives identical weights; a resumed run ends with the weights and metric rows
     of an uninterrupted one. ``config.epochs`` is a cap: the run stops early once validation
     accuracy has not improved for ``config.patience`` epochs (see :mod:`.stopping`), and warns
-    (:class:`TrainingWarning`) when it is still at chance after a third of the cap. Ctrl-C raises :class:`TrainingInterrupted`; a non-finite loss
-    stops training with :class:`TrainingError`, keeping the last good checkpoint.
+    (:class:`TrainingWarning`) when it is still at chance after a third of the cap. Ctrl-C
+    raises :class:`TrainingInterrupted`; a non-finite loss stops training with
+    :class:`TrainingError`, keeping the last good checkpoint.
 
     Example:
         >>> finetune(TrainConfig(model="av-tiny", data="data/avd", out="runs/p", epochs=2))  # doctest: +SKIP
