@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.mmbalance-installed
 DEMO_OUT ?= mmbalance-demo
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo bench bench-data clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+bench-data: $(STAMP)
+	$(BIN)/python bench/realistic_av.py --out data/letters-av
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache build *.egg-info

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+from rich.markup import escape
 from typer._click.core import ParameterSource  # typer 0.29 bundles click
 import typer
 from rich.markup import escape
@@ -52,7 +54,8 @@ def finetune_command(
     modulation_end: Annotated[Optional[int], typer.Option("--modulation-end", help="OGM-GE: last modulated epoch (default: the last).", rich_help_panel="Balancing")] = None,
     unimodal: Annotated[Optional[str], typer.Option("--unimodal", help="Train one modality's encoder with its own classifier alone (a unimodal baseline).", rich_help_panel="Balancing")] = None,
     zero_modality: Annotated[Optional[list[str]], typer.Option("--zero-modality", help="Replace this modality by zeros in training and evaluation (unimodal baselines); repeatable.", rich_help_panel="Balancing")] = None,
-    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Most epochs to train (training stops earlier when validation accuracy stalls, see --patience).")] = 50,
+    patience: Annotated[int, typer.Option("--patience", min=0, help="Stop after this many epochs without a better validation accuracy; 0: train all --epochs.")] = 5,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 1e-3,
     weight_decay: Annotated[float, typer.Option("--weight-decay")] = 0.0,
     batch_size: BatchSizeOpt = 32,
@@ -115,6 +118,7 @@ def finetune_command(
             trust_checkpoint=trust_checkpoint, model_args=parse_model_args(model_arg or []),
             modalities=split_list(modalities), output=parse_output(output),
             embedding_layers=parse_embedding_layers(embedding_layer), epochs=epochs, lr=lr,
+            patience=patience,
             weight_decay=weight_decay, batch_size=batch_size, scheduler=scheduler, seed=seed, device=device,
             regularizer=regularizer, lambda_=lambda_, attribution=attribution, attr_steps=attr_steps, level=level,
             pool=pool, penalty=penalty, target=target, scope=scope, lambda_warmup=lambda_warmup, alpha=alpha, p=p,
@@ -158,6 +162,9 @@ def _summary(result: TrainResult, where: Path) -> None:
     last = result.history[-1]
     shares = ", ".join(f"{k[len('share_'):]} {v:.0%}" for k, v in last.items() if k.startswith("share_"))
     resumed = f" (resumed after epoch {result.resumed_from})" if result.resumed_from else ""
+    if result.stopped_early:
+        resumed += (f", stopped early at epoch {result.stopped_epoch} (no better validation accuracy for "
+                    f"{result.stopped_epoch - result.best_epoch} epochs)")
     console.print(f"trained {len(result.history)} epochs{resumed}: best val accuracy {result.best_val_accuracy:.1%} "
                   f"(epoch {result.best_epoch}), last {last['val_accuracy']:.1%}; val shares {shares}")
     console.print(f"checkpoints: {result.best_path}, {result.last_path}; metrics: {result.metrics_path}")

@@ -14,8 +14,9 @@ from .differentiable import (AttributionSpec, attribute, modality_scores, pool_s
 from .loop import TrainingInterrupted, TrainResult, evaluate, finetune, metrics_csv, seed_everything, zero_modalities
 from .regularizers import Regularizer, build_regularizer, list_regularizers, register_regularizer
 from .resume import load_resume
+from .stopping import TrainingWarning
 
 __all__ = ["AttributionSpec", "REGULARIZERS", "Regularizer", "SCOPES", "TrainConfig", "TrainResult",
-           "TrainingInterrupted", "attribute", "build_regularizer", "evaluate", "finetune", "list_regularizers",
+           "TrainingInterrupted", "TrainingWarning", "attribute", "build_regularizer", "evaluate", "finetune", "list_regularizers",
            "load_resume", "metrics_csv", "modality_scores", "parse_target", "pool_scores", "register_regularizer",
            "seed_everything", "share_penalty", "soft_shares", "zero_modalities"]

@@ -97,7 +97,8 @@ class TrainConfig:
     modalities: list[str] | None = None
     output: str | int | None = None
     embedding_layers: dict[str, str] | None = None
-    epochs: int = 10
+    epochs: int = 50  # a cap: training stops early once validation accuracy stalls (patience)
+    patience: int = 5
     lr: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 32
@@ -140,6 +141,8 @@ class TrainConfig:
         check_int("--seed", self.seed, 0, MAX_SEED)
         check_int("--attr-steps", self.attr_steps, 1, MAX_STEPS)
         check_int("--lambda-warmup", self.lambda_warmup, 0, MAX_EPOCHS)
+        if self.patience < 0:
+            raise UsageError(f"--patience must be >= 0 epochs (0 turns early stopping off), got {self.patience}")
         if not self.lr > 0:
             raise UsageError(f"--lr must be positive, got {self.lr}")
         if self.weight_decay < 0:

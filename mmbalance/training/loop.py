@@ -55,6 +55,7 @@ from .methods import make_optimizers, unimodal_spec
 from .regularizers import Regularizer, build_regularizer, fusion_parameters
 from .rundir import RunLock, check_new_run_dir, clear_run_files
 from .resume import RESUME_FILE, RUN_FILE, capture_rng, load_resume, restore_rng, save_resume
+from .stopping import TrainingWarning, chance_accuracy, chance_check_epoch, chance_warning, should_stop
 
 __all__ = ["METRIC_COLUMNS", "TrainResult", "TrainingInterrupted", "evaluate", "finetune", "metrics_csv",
            "seed_everything"]
@@ -67,13 +68,23 @@ EpochCallback = Callable[[dict[str, Any]], None]
 
 @dataclass(frozen=True)
 class TrainResult:
-    """Where a run's files are and how it went (``history``: the metric rows, resumed epochs included)."""
+    """Where a run's files are and how it went (``history``: the metric rows, resumed epochs included).
+
+    ``stopped_epoch`` is the epoch at which early stopping ended the run (0: it ran to the
+    ``--epochs`` cap); ``warnings`` holds the :class:`TrainingWarning` texts it raised.
+    """
 
     out_dir: Path
     best_epoch: int
     best_val_accuracy: float
     history: list[dict[str, Any]] = field(default_factory=list)
     resumed_from: int = 0
+    stopped_epoch: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.stopped_epoch > 0
 
     @property
     def best_path(self) -> Path:
@@ -236,8 +247,11 @@ def finetune(config: TrainConfig | None = None, *, resume: str | Path | None = N
     configuration, optimizer, scheduler, random state and epoch (``device`` may change).
     ``on_epoch_end(row)`` is called after each epoch's files are written. The same
     ``seed`` gives identical weights; a resumed run ends with the weights and metric rows
-    of an uninterrupted one. Ctrl-C raises :class:`TrainingInterrupted`; a non-finite loss
-    stops training with :class:`TrainingError`, keeping the last good checkpoint.
+    of an uninterrupted one. ``config.epochs`` is a cap: the run stops early once validation
+    accuracy has not improved for ``config.patience`` epochs (see :mod:`.stopping`), and warns
+    (:class:`TrainingWarning`) when it is still at chance after a third of the cap. Ctrl-C
+    raises :class:`TrainingInterrupted`; a non-finite loss stops training with
+    :class:`TrainingError`, keeping the last good checkpoint.
 
     A new run refuses an ``out`` directory that already holds a run unless ``force`` (its old
     checkpoints and metrics are then removed when the new run starts). One process at a time
@@ -319,7 +333,7 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
     amp = config.amp and dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp and not torch.cuda.is_bf16_supported())
     history: list[dict[str, Any]] = []
-    best_acc, best_epoch, start = -1.0, 0, 0
+    best_acc, best_epoch, start, stopped_epoch = -1.0, 0, 0, 0
     if state is not None:
         try:
             adapter.model.load_state_dict(state["model"])
@@ -335,7 +349,11 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
                                 f"({str(err).splitlines()[0][:200]})", hint="start a new run") from None
         history = list(state["history"])
         best_acc, best_epoch, start = float(state["best_acc"]), int(state["best_epoch"]), int(state["epoch"])
+        stopped_epoch = int(state.get("stopped_epoch", 0))
         restore_rng(state["rng"])
+    chance, check_at = chance_accuracy(val_set), chance_check_epoch(config.epochs)
+    messages: list[str] = list(state.get("warnings", [])) if state else []
+    last_epoch = stopped_epoch or config.epochs
     run_info = {"config": config.to_dict(), "classes": list(train_set.classes), "modalities": list(modalities)}
 
     def snapshot(epoch: int) -> dict[str, Any]:
@@ -343,7 +361,8 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
                 "optimizers": [o.state_dict() for o in optimizers], "schedulers": [s.state_dict() for s in schedulers],
                 "scaler": scaler.state_dict() if scaler.is_enabled() else {}, "rng": capture_rng(),
                 "regularizer": regularizer.state_dict(),
-                "history": history, "best_acc": best_acc, "best_epoch": best_epoch}
+                "history": history, "best_acc": best_acc, "best_epoch": best_epoch, "stopped_epoch": stopped_epoch,
+                "warnings": messages}
 
     if state is None:
         regularizer.observe(adapter, 0, train_set=train_set, val_set=val_set, batch_size=config.batch_size,
@@ -364,9 +383,9 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
     steps_per_epoch = math.ceil(len(sampler) / local_batch)
     epoch = start
     try:
-        with progress_bar("training", total=(config.epochs - start) * steps_per_epoch, unit="steps",
+        with progress_bar("training", total=(last_epoch - start) * steps_per_epoch, unit="steps",
                           enabled=progress) as advance:
-            for epoch in range(start + 1, config.epochs + 1):
+            for epoch in range(start + 1, last_epoch + 1):
                 started = time.perf_counter()
                 adapter.train()
                 regularizer.begin_epoch(epoch, rank)
@@ -417,11 +436,20 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
                 row["val_penalty"] = val.get("penalty")
                 row["train_seconds"] = round(train_seconds, 4)
                 row.update(regularizer.metrics())
-                history.append(row)
-                if val["accuracy"] > best_acc:
+                improved = val["accuracy"] > best_acc
+                if improved:
                     best_acc, best_epoch = val["accuracy"], epoch
-                    if main:
-                        save_state_dict(adapter, out / "best.pt")
+                stop = should_stop(epoch, best_epoch, config.patience) and epoch < config.epochs
+                stopped_epoch = epoch if stop else 0
+                row.update(epochs_since_best=epoch - best_epoch, stopped_early=int(stop))
+                history.append(row)
+                if epoch == check_at or (stop and epoch < check_at):
+                    message = chance_warning(best_acc, chance, epoch, config.epochs)
+                    if message and main:
+                        messages.append(message)
+                        warnings.warn(message, TrainingWarning, stacklevel=2)
+                if improved and main:
+                    save_state_dict(adapter, out / "best.pt")
                 if main:
                     save_state_dict(adapter, out / "last.pt")
                     atomic_write_text(out / "metrics.csv", metrics_csv(history))
@@ -429,16 +457,19 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
                 barrier()
                 if on_epoch_end is not None:
                     on_epoch_end(dict(row))
+                if stop:
+                    break
     except KeyboardInterrupt as err:
         if isinstance(err, TrainingInterrupted):
             raise
         raise TrainingInterrupted(out, len(history)) from None
     if main:
         atomic_write_json(out / RUN_FILE, dict(run_info, best_epoch=best_epoch, best_val_accuracy=best_acc,
-                                               epochs_done=len(history)))
+                                               epochs_done=len(history), stopped_epoch=stopped_epoch,
+                                               warnings=messages))
     barrier()
     return TrainResult(out_dir=out, best_epoch=best_epoch, best_val_accuracy=best_acc, history=history,
-                       resumed_from=start)
+                       resumed_from=start, stopped_epoch=stopped_epoch, warnings=messages)
 
 
 def _check_validation_split(train_set: MultimodalDataset, val_set: MultimodalDataset) -> None:
