@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 from rich.markup import escape
 from typer._click.core import ParameterSource  # typer 0.29 bundles click
 import typer
-from rich.markup import escape
 
 from ..attribution.hooks import parse_embedding_layers
 from ..errors import UsageError

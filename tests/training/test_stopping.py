@@ -44,7 +44,7 @@ class _Planted:
 
 def _rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as fh:
-        return [{k: v for k, v in row.items() if k != "epoch_seconds"} for row in csv.DictReader(fh)]
+        return [{k: v for k, v in row.items() if not k.endswith("_seconds")} for row in csv.DictReader(fh)]
 
 
 PLATEAU = [0.3, 0.5, 0.4, 0.5, 0.45, 0.9, 0.9, 0.9, 0.9, 0.9]  # best at epoch 2; a tie is no improvement
