@@ -34,14 +34,14 @@ from .attribution.shares import ExtraAccumulator, poisson_weights
 from .data import MultimodalDataset, iter_batches, load_dataset, make_loader, parse_pass_through, with_pass_through
 from .device import resolve_device
 from .distributed import ShardSampler, all_reduce_sum, dist_info, gather_objects, init_distributed
-from .errors import EstimatorError, MMBalanceError, ModelError, UsageError
+from .errors import EstimatorError, MMBalanceError, UsageError
 from .guards import (ConstantMonitor, check_finite, check_gradients_flow, check_logits_width,
                      check_width_follows_classes, completeness_warning,
                      constant_embedding_warning, gradient_estimators, unaudited_inputs)
 from .io import check_output_file
 from .limits import MAX_SEED, MAX_STEPS, check_int
 from .models import ModelAdapter, load_model
-from .models.hf import default_pass_through, hf_model_class, is_hf_spec
+from .models.binding import fit_to_model, split_pass_through
 from .progress import progress_bar
 from .reproducibility import deterministic_mode
 from .results import AuditResult, MethodResult
@@ -204,21 +204,13 @@ def audit(
         passed = passed or adapter.pass_through
         dataset = with_pass_through(dataset, passed)
     else:
-        if pass_through is None and is_hf_spec(model):  # known masks pass through by default (recorded in the JSON)
-            passed = default_pass_through(hf_model_class(model), (*dataset.modalities, *dataset.extra_names,
-                                                                    *getattr(dataset, "unused_inputs", {})))
-        dataset = with_pass_through(dataset, passed)
+        dataset, passed = split_pass_through(model, dataset, pass_through)
         adapter = load_model(model, checkpoint=checkpoint, trust_checkpoint=trust_checkpoint,
                              model_args=dict(model_args or {}), num_classes=dataset.num_classes,
                              modalities=dataset.modalities, output=output, device=str(dev), call=call,
                              pass_through=passed)
         model_name = model
-        if adapter.modalities != dataset.modalities:  # hf: only the dataset inputs forward takes
-            if modalities is not None:
-                unknown = [m for m in dataset.modalities if m not in adapter.modalities]
-                raise ModelError(f"{type(adapter.model).__name__}.forward takes no input named "
-                                 f"{', '.join(unknown)}", hint="name --modalities as forward names its inputs")
-            dataset = with_pass_through(dataset, (), adapter.modalities)
+        dataset = fit_to_model(adapter, dataset, modalities_named=modalities is not None)
 
     shared_baseline = Baseline(baseline, seed=seed)
     ests = list(estimators) if estimators is not None else build_estimators(

@@ -28,6 +28,7 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", callback=set_quiet, hel
 DeterministicOpt = Annotated[bool, typer.Option("--deterministic", help="Deterministic algorithms (cuDNN without benchmarking, cuBLAS workspace): the same seed gives bit-identical results on CUDA; slower.")]
 PassThroughOpt = Annotated[Optional[str], typer.Option("--pass-through", help="Inputs given to forward with each sample but never attributed, e.g. attention_mask,lengths (from the dataset's \"extra\" mapping or its inputs).")]
 CallOpt = Annotated[str, typer.Option("--call", help="How forward is called: auto, positional, keyword, or dict (forward(batch) taking one mapping).")]
+PadIdOpt = Annotated[Optional[int], typer.Option("--pad-id", min=0, help="Token id that replaces removed token ids (default: the model config's pad_token_id, else 0).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout instead of tables.")]
 
 

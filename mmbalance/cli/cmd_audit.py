@@ -15,7 +15,7 @@ from ..io import check_output_file
 from ..models import parse_model_args
 from ._media_options import SkipBadOpt, media_data, with_decoding_options
 from ._options import (BatchSizeOpt, CallOpt, CheckpointOpt, DataOpt, DeterministicOpt, DeviceOpt, JsonOpt,
-                       ModalitiesOpt, ModelArgOpt, ModelOpt, OutputOpt, PassThroughOpt, QuietOpt, SplitOpt,
+                       ModalitiesOpt, ModelArgOpt, ModelOpt, OutputOpt, PadIdOpt, PassThroughOpt, QuietOpt, SplitOpt,
                        TrustOpt, parse_output, split_list)
 from ._render import print_audit, print_warnings
 from .app import app, stderr_console, stdout_console
@@ -40,9 +40,7 @@ def audit_command(
         "audio=audio_net,visual=visual_net (plug-ins at --level embedding); token-id modalities are attributed "
         "there at every level (found automatically when one nn.Embedding takes them). module[0] names element 0 "
         "of a tuple output.")] = None,
-    pad_id: Annotated[Optional[int], typer.Option(
-        "--pad-id", min=0, help="Token id that replaces removed token ids (default: the model config's "
-        "pad_token_id, else 0).")] = None,
+    pad_id: PadIdOpt = None,
     pass_through: PassThroughOpt = None,
     call: CallOpt = "auto",
     baseline: Annotated[str, typer.Option("--baseline", help="Reference input: zero, mean (dataset mean), "

@@ -21,8 +21,9 @@ from ..check.rules import ABLATION, Verdict
 from ..errors import MMBalanceError, UsageError
 from ..io import check_output_file
 from ..results import AuditResult
-from ._options import (BatchSizeOpt, CheckpointOpt, DataOpt, DeviceOpt, ModalitiesOpt, ModelArgOpt,
-                       ModelOpt, OutputOpt, QuietOpt, SplitOpt, TrustOpt, parse_output, split_list)
+from ._options import (BatchSizeOpt, CallOpt, CheckpointOpt, DataOpt, DeviceOpt, ModalitiesOpt, ModelArgOpt,
+                       ModelOpt, OutputOpt, PadIdOpt, PassThroughOpt, QuietOpt, SplitOpt, TrustOpt, parse_output,
+                       split_list)
 from .app import EXIT_CHECK_FAILED, app, stderr_console, stdout_console
 
 _RULES_PANEL = "Rules ([MODALITY=]NUMBER[:warn|:fail])"
@@ -51,6 +52,9 @@ _Output = Annotated[Optional[str], _in_panel(OutputOpt)]
 _Device = Annotated[str, _in_panel(DeviceOpt)]
 _BatchSize = Annotated[int, _in_panel(BatchSizeOpt)]
 _Trust = Annotated[bool, _in_panel(TrustOpt)]
+_PassThrough = Annotated[Optional[str], _in_panel(PassThroughOpt)]
+_Call = Annotated[str, _in_panel(CallOpt)]
+_PadId = Annotated[Optional[int], _in_panel(PadIdOpt)]
 _Quiet = Annotated[bool, _in_panel(QuietOpt, _OUTPUT_PANEL)]
 
 
@@ -103,6 +107,9 @@ def check_command(
     model_arg: _ModelArg = None,
     modalities: _Modalities = None,
     output: _Output = None,
+    pass_through: _PassThrough = None,
+    call: _Call = "auto",
+    pad_id: _PadId = None,
     device: _Device = "auto",
     batch_size: _BatchSize = 32,
     limit: Annotated[Optional[int], typer.Option(
@@ -152,7 +159,8 @@ def check_command(
         if model is not None or data is not None:
             raise UsageError("pass either --audit FILE or --model/--data to run the audit, not both")
         run_only = {"--checkpoint": checkpoint, "--split": split, "--model-arg": model_arg,
-                    "--modalities": modalities, "--output": output, "--limit": limit, "--save-audit": save_audit}
+                    "--modalities": modalities, "--output": output, "--limit": limit, "--save-audit": save_audit,
+                    "--pass-through": pass_through, "--call": call != "auto", "--pad-id": pad_id is not None}
         stray = [flag for flag, value in run_only.items() if value]
         if stray:
             verb = "apply" if len(stray) > 1 else "applies"
@@ -172,7 +180,7 @@ def check_command(
             model, data, checkpoint=str(checkpoint) if checkpoint else None, trust_checkpoint=trust_checkpoint,
             model_args=parse_model_args(model_arg or []), split=split, modalities=split_list(modalities),
             output=parse_output(output), methods=methods, steps=steps, batch_size=batch_size, limit=limit,
-            device=device, progress=not quiet and not as_json,
+            device=device, progress=not quiet and not as_json, pass_through=pass_through, call=call, pad_id=pad_id,
         )
         if save_audit is not None:
             result.save(save_audit)

@@ -11,14 +11,15 @@ from typer._click.core import ParameterSource  # typer 0.29 bundles click
 import typer
 
 from ..attribution.hooks import parse_embedding_layers
+from ..data import parse_pass_through
 from ..errors import UsageError
 from ..models import parse_model_args
 from ..training import TrainConfig, TrainingInterrupted, TrainResult, finetune
 from ..training.resume import RESUME_FILE
 from ..training.rundir import check_new_run_dir
 from ._media_options import SkipBadOpt, media_data, with_decoding_options
-from ._options import (BatchSizeOpt, CheckpointOpt, DeterministicOpt, DeviceOpt, ModalitiesOpt, ModelArgOpt,
-                       OutputOpt, QuietOpt, parse_output, split_list)
+from ._options import (BatchSizeOpt, CallOpt, CheckpointOpt, DeterministicOpt, DeviceOpt, ModalitiesOpt, ModelArgOpt,
+                       OutputOpt, PadIdOpt, PassThroughOpt, QuietOpt, parse_output, split_list)
 from .app import app, interrupt_exit_code, interrupt_reason, stderr_console, stdout_console
 
 # Options that may accompany --resume (everything else comes from the saved run).
@@ -29,7 +30,7 @@ _RESUME_OPTIONS = {"resume", "device", "quiet", "trust_checkpoint"}
 @with_decoding_options
 def finetune_command(
     ctx: typer.Context,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Registered name, [bold]package.module:factory[/] or [bold]file.py:factory[/].")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Registered name, [bold]package.module:factory[/], [bold]file.py:factory[/] or [bold]hf:DIR[/].")] = None,
     data: Annotated[Optional[str], typer.Option("--data", "-d", help="Dataset: a .pt file, a split directory, synthetic:av-dominance, a media manifest .csv, a CREMA-D folder or class folders.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (best.pt, last.pt, metrics.csv, resume.pt).")] = None,
     checkpoint: CheckpointOpt = None,
@@ -74,7 +75,11 @@ def finetune_command(
         "--embedding-layer", help="For plug-in models without encode/fuse: the module whose output is each "
                                   "modality's embedding, e.g. audio=audio_net,visual=visual_net (used by "
                                   "-r attribution at --level embedding, -r ogm-ge, -r modality-dropout and "
-                                  "the validation shares).")] = None,
+                                  "the validation shares). Token-id modalities are found automatically when one "
+                                  "nn.Embedding takes them; module[0] names element 0 of a tuple output.")] = None,
+    pass_through: PassThroughOpt = None,
+    call: CallOpt = "auto",
+    pad_id: PadIdOpt = None,
     model_arg: ModelArgOpt = None,
     trust_checkpoint: Annotated[bool, typer.Option("--trust-checkpoint", help="Allow full unpickling of --checkpoint; with --resume, allow a run whose saved model is module:factory or file.py:factory. Only for files you trust: it can run code.")] = False,
     skip_bad: SkipBadOpt = False,
@@ -115,7 +120,9 @@ def finetune_command(
             model=str(model), data=str(data), out=str(out), checkpoint=str(checkpoint) if checkpoint else None,
             trust_checkpoint=trust_checkpoint, model_args=parse_model_args(model_arg or []),
             modalities=split_list(modalities), output=parse_output(output),
-            embedding_layers=parse_embedding_layers(embedding_layer), epochs=epochs, lr=lr,
+            embedding_layers=parse_embedding_layers(embedding_layer),
+            pass_through=list(parse_pass_through(pass_through)) if pass_through is not None else None, call=call,
+            pad_id=pad_id, epochs=epochs, lr=lr,
             patience=patience,
             weight_decay=weight_decay, batch_size=batch_size, scheduler=scheduler, seed=seed, device=device,
             regularizer=regularizer, lambda_=lambda_, attribution=attribution, attr_steps=attr_steps, level=level,

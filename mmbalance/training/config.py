@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 import math
 from typing import Any, Mapping, Sequence
 
-from ..attribution.hooks import EMBEDDING_LAYER_HINT, parse_embedding_layers
+from ..attribution.hooks import parse_embedding_layers
+from ..data import parse_pass_through
 from ..limits import MAX_EPOCHS, MAX_SEED, MAX_STEPS, check_int
 from ..errors import UsageError
+from ..models.adapter import CALL_STYLES
 from .differentiable import ATTRIBUTIONS, LEVELS, PENALTIES, POOLS
 
 SCHEDULERS = ("cosine", "constant", "step")
@@ -97,6 +99,9 @@ class TrainConfig:
     modalities: list[str] | None = None
     output: str | int | None = None
     embedding_layers: dict[str, str] | None = None
+    pass_through: list[str] | None = None
+    call: str = "auto"
+    pad_id: int | None = None
     epochs: int = 50  # a cap: training stops early once validation accuracy stalls (patience)
     patience: int = 5
     lr: float = 1e-3
@@ -171,6 +176,14 @@ class TrainConfig:
             raise UsageError(f"--alpha must be >= 0, got {self.alpha}")
         if not 0.0 <= self.p <= 1.0:
             raise UsageError(f"--p must lie in [0, 1], got {self.p}")
+        if self.call not in CALL_STYLES:
+            raise UsageError(f"unknown --call {self.call!r}", hint=f"use one of {', '.join(CALL_STYLES)}")
+        if self.pad_id is not None and not (isinstance(self.pad_id, int) and self.pad_id >= 0):
+            raise UsageError(f"--pad-id must be a non-negative token id, got {self.pad_id!r}")
+        passed = parse_pass_through(self.pass_through)
+        if modalities is not None and set(passed) & set(modalities):
+            raise UsageError(f"{', '.join(m for m in modalities if m in passed)} cannot be both a modality and "
+                             "a pass-through input")
         if str(self.device).split(":")[0].strip().lower() not in DEVICES:
             raise UsageError(f"unknown --device {self.device!r}", hint="use one of auto, cpu, cuda")
         parse_target(self.target, modalities)
@@ -180,10 +193,6 @@ class TrainConfig:
             if unknown:
                 raise UsageError(f"--embedding-layer names unknown modality {', '.join(unknown)}",
                                  hint=f"the data has {', '.join(modalities)}")
-            missing = [m for m in modalities if m not in layers]
-            if missing:
-                raise UsageError(f"--embedding-layer names no module for {', '.join(missing)}",
-                                 hint=EMBEDDING_LAYER_HINT)
         from .methods.settings import validate_method_settings
         validate_method_settings(self, modalities)
         if modalities is not None:

@@ -38,6 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from ..attribution.hooks import EmbeddingView
+from ..attribution.rows import BatchForward
 from ..attribution.integrated_gradients import quadrature
 from ..errors import UsageError
 
@@ -238,23 +239,6 @@ def double_backward_attention(enabled: bool = True) -> Iterator[None]:
         yield
 
 
-def _with_rest(fn: DictFn, rest: Mapping[str, Tensor]) -> DictFn:
-    """``fn`` over the attributed points, with the other inputs (``rest``) passed along, repeated
-    to as many rows as the points have (IG stacks its steps along the batch)."""
-    if not rest:
-        return fn
-    batch = next(iter(rest.values())).shape[0]
-
-    def call(points: dict[str, Tensor]) -> Tensor:
-        rows = next(iter(points.values())).shape[0]
-        copies = rows // batch if batch else 1
-        extra = {k: v.repeat((copies,) + (1,) * (v.dim() - 1)) if copies > 1 and v.dim() else v
-                 for k, v in rest.items()}
-        return fn({**extra, **points})
-
-    return call
-
-
 def modality_scores(adapter: ModelAdapter, inputs: Mapping[str, Tensor], target: Tensor, spec: AttributionSpec, *,
                     create_graph: bool = False, embeddings: Mapping[str, Tensor] | None = None,
                     logits: Tensor | None = None, forward: DictFn | None = None,
@@ -266,8 +250,9 @@ def modality_scores(adapter: ModelAdapter, inputs: Mapping[str, Tensor], target:
     :func:`mmbalance.attribution.hooks.embedding_view`); ``embeddings`` (and the ``logits``
     they produced) may be passed to reuse a training forward pass. At the input level
     ``forward`` may replace ``adapter`` (e.g. with some weights detached); only the
-    adapter's modalities are attributed, other entries of ``inputs`` are passed along
-    untouched. Extra forward passes in training mode leave batch-norm statistics unchanged.
+    adapter's modalities are attributed, other entries of ``inputs`` (pass-through inputs)
+    are passed along untouched; a ``view`` given at the input level is the mixed one of
+    token-id modalities (their embedding outputs stand for the ids). Extra forward passes in training mode leave batch-norm statistics unchanged.
 
     Example:
         >>> from mmbalance.models import load_model
@@ -279,7 +264,7 @@ def modality_scores(adapter: ModelAdapter, inputs: Mapping[str, Tensor], target:
     model: Any = adapter  # a ModelAdapter (encode/fuse are only used without a view)
     modalities = tuple(model.modalities)
     with torch.enable_grad(), frozen_norm_stats(adapter):
-        if spec.level == "embedding":
+        if spec.level == "embedding" or view is not None:
             if view is None:
                 emb = dict(embeddings) if embeddings is not None else model.encode(inputs)
                 fuse: DictFn = model.fuse
@@ -293,7 +278,8 @@ def modality_scores(adapter: ModelAdapter, inputs: Mapping[str, Tensor], target:
             fn = forward if forward is not None else adapter
             x = {m: inputs[m].detach().requires_grad_(True) for m in modalities}
             rest = {k: t for k, t in inputs.items() if k not in x}
-            maps = attribute(_with_rest(fn, rest), x, target, method=spec.method, steps=spec.steps,
+            call = BatchForward(lambda points, ctx: fn({**ctx, **points}), rest) if rest else fn
+            maps = attribute(call, x, target, method=spec.method, steps=spec.steps,
                              create_graph=create_graph)
     scores = pool_scores(maps, modalities, spec.pool)
     return scores if create_graph else scores.detach()

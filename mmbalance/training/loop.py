@@ -39,18 +39,19 @@ from torch import Tensor, nn
 from torch.utils.data import DistributedSampler
 
 from ..attribution.hooks import EmbeddingView
-from ..data import MultimodalDataset, load_dataset, make_loader
+from ..data import MultimodalDataset, iter_batches, load_dataset, make_loader
 from ..device import resolve_device
 from ..distributed import ShardSampler, all_reduce_sum, barrier, init_distributed, shutdown_distributed
 from ..errors import DataError, MMBalanceWarning, TrainingError, UsageError
 from ..guards import check_finite
 from ..io import atomic_write_json, atomic_write_text, check_output_dir
 from ..models import ModelAdapter, load_model, save_state_dict
+from ..models.binding import fit_to_model, split_pass_through
 from ..progress import progress_bar
 from ..reproducibility import deterministic_mode
 from .config import TrainConfig
 from .differentiable import AttributionSpec, modality_scores, share_penalty, soft_shares
-from .embeddings import training_view
+from .embeddings import TokenInputs, find_tokens, training_view
 from .methods import make_optimizers, unimodal_spec
 from .regularizers import Regularizer, build_regularizer, fusion_parameters
 from .rundir import RunLock, check_new_run_dir, clear_run_files
@@ -121,8 +122,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def zero_modalities(inputs: Mapping[str, Tensor], names: Sequence[str]) -> dict[str, Tensor]:
-    """``inputs`` with the modalities in ``names`` replaced by zeros (unimodal baselines).
+def zero_modalities(inputs: Mapping[str, Tensor], names: Sequence[str],
+                    tokens: TokenInputs | None = None) -> dict[str, Tensor]:
+    """``inputs`` with the modalities in ``names`` replaced by zeros, token ids by pad ids (unimodal baselines).
 
     Example:
         >>> zero_modalities({"a": torch.ones(1, 2), "b": torch.ones(1, 2)}, ["b"])["b"].tolist()
@@ -130,20 +132,23 @@ def zero_modalities(inputs: Mapping[str, Tensor], names: Sequence[str]) -> dict[
     """
     if not names:
         return dict(inputs)
-    return {m: torch.zeros_like(x) if m in names else x for m, x in inputs.items()}
+    blank = (tokens or TokenInputs()).blank
+    return {m: blank(x) if m in names else x for m, x in inputs.items()}
 
 
 def evaluate(adapter: ModelAdapter, dataset: MultimodalDataset, *, batch_size: int, device: torch.device,
              spec: AttributionSpec | None = None, target: Sequence[float] | None = None, penalty: str = "l2",
-             zero: Sequence[str] = (), amp: bool = False, view: EmbeddingView | None = None) -> dict[str, Any]:
+             zero: Sequence[str] = (), amp: bool = False, view: EmbeddingView | None = None,
+             tokens: TokenInputs | None = None) -> dict[str, Any]:
     """Mean cross-entropy, accuracy and (with ``spec``) modality shares of ``adapter`` on ``dataset``.
 
     Shares are the mean per-sample shares of the true-class attribution measured as
     ``spec`` says (at the embedding level through ``view`` when given, see
     :mod:`mmbalance.training.embeddings`; a model with no embeddings is measured at the
-    input level); with ``target`` the share penalty of those mean shares is returned
-    too. Under torchrun each rank evaluates its shard and the sums are all-reduced, so
-    every rank gets the single-process numbers.
+    input level, where ``tokens`` attributes token ids at their embedding). Each batch's
+    pass-through inputs (``batch.extra``) go to the model with it. With ``target`` the share
+    penalty of those mean shares is returned too. Under torchrun each rank evaluates its
+    shard and the sums are all-reduced, so every rank gets the single-process numbers.
 
     Example:
         >>> evaluate(adapter, val_set, batch_size=64, device=torch.device("cpu"))  # doctest: +SKIP
@@ -158,7 +163,7 @@ def evaluate(adapter: ModelAdapter, dataset: MultimodalDataset, *, batch_size: i
     loader = make_loader(dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset)))
     for batch in loader:
         batch = batch.to(device)
-        inputs = zero_modalities(batch.inputs, zero)
+        inputs = {**zero_modalities(batch.inputs, zero, tokens), **batch.extra}
         with torch.no_grad(), _autocast(device, amp):
             logits = adapter(inputs)
         check_finite(logits, batch.indices, "the model's logits on the evaluation data", error=TrainingError,
@@ -169,7 +174,8 @@ def evaluate(adapter: ModelAdapter, dataset: MultimodalDataset, *, batch_size: i
         if spec is not None:
             with _autocast(device, amp):
                 scores = modality_scores(adapter, inputs, batch.labels, spec,
-                                         view=view if spec.level == "embedding" else None)
+                                         view=view if spec.level == "embedding" else
+                                         (tokens or TokenInputs()).input_view(adapter))
             sums[3:] += soft_shares(scores.double()).sum(0).cpu()
     sums = all_reduce_sum(sums)
     adapter.train(was_training)
@@ -207,7 +213,7 @@ class _StepModule(nn.Module):
         self.extra = regularizer.extra_modules()  # e.g. auxiliary heads: trained (and DDP-synced) with the model
 
     def forward(self, inputs: dict[str, Tensor], labels: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        out = self.regularizer.step(self.adapter, zero_modalities(inputs, self.zero), labels)
+        out = self.regularizer.step(self.adapter, zero_modalities(inputs, self.zero, self.regularizer.tokens), labels)
         penalty = out.penalty if out.penalty is not None else torch.full((), math.nan, device=labels.device)
         return out.loss, out.task_loss, out.logits, penalty
 
@@ -312,22 +318,27 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
         raise UsageError(f"--batch-size {config.batch_size} does not split over {world} processes",
                          hint=f"use a multiple of {world}: --batch-size is the global batch")
     wanted = [config.unimodal] if config.unimodal else config.modalities  # a unimodal run loads one input
-    train_set = load_dataset(config.data, split=config.train_split, modalities=wanted,
-                             default_split=config.train_split)
-    val_set = load_dataset(config.data, split=config.val_split, modalities=wanted,
-                           default_split=config.val_split)
-    _check_validation_split(train_set, val_set)
-    modalities = tuple(train_set.modalities)
-    config.validate(modalities)
-    regularizer = build_regularizer(config, modalities)
-    target = [config.target_shares(modalities)[m] for m in modalities]
+    sets = [load_dataset(config.data, split=split, modalities=wanted, default_split=split)
+            for split in (config.train_split, config.val_split)]
+    passed: tuple[str, ...] = ()
+    for i, ds in enumerate(sets):
+        sets[i], passed = split_pass_through(config.model, ds, config.pass_through)
+    _check_validation_split(sets[0], sets[1])
     seed_everything(config.seed)
     spec_name, spec_args = unimodal_spec(config)
     adapter = load_model(spec_name, checkpoint=None if state else config.checkpoint,
                          trust_checkpoint=config.trust_checkpoint, model_args=spec_args,
-                         num_classes=train_set.num_classes, modalities=modalities, output=config.output,
-                         device=str(dev))
-    regularizer.check(adapter, training_view(adapter, config.embedding_layers,
+                         num_classes=sets[0].num_classes, modalities=sets[0].modalities, output=config.output,
+                         device=str(dev), call=config.call, pass_through=passed)
+    train_set, val_set = (fit_to_model(adapter, ds, modalities_named=wanted is not None) for ds in sets)
+    modalities = tuple(train_set.modalities)
+    config.validate(modalities)
+    regularizer = build_regularizer(config, modalities)
+    target = [config.target_shares(modalities)[m] for m in modalities]
+    probe = next(iter_batches(train_set, batch_size=min(2, len(train_set)))).to(dev)
+    regularizer.tokens = find_tokens(adapter, {**probe.inputs, **probe.extra}, config.embedding_layers,
+                                     config.pad_id)
+    regularizer.check(adapter, training_view(adapter, config.embedding_layers, tokens=regularizer.tokens,
                                              needed_by=regularizer.needs_embeddings()))
     optimizers, schedulers = _make_optimizers(config, adapter, regularizer)
     amp = config.amp and dev.type == "cuda"
@@ -355,6 +366,11 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
     messages: list[str] = list(state.get("warnings", [])) if state else []
     last_epoch = stopped_epoch or config.epochs
     run_info = {"config": config.to_dict(), "classes": list(train_set.classes), "modalities": list(modalities)}
+    if passed:
+        run_info["pass_through"] = list(passed)
+    if regularizer.tokens.layers:
+        run_info["token_ids"] = {m: {"layer": layer, "pad_id": regularizer.tokens.pad_id}
+                                 for m, layer in regularizer.tokens.layers.items()}
 
     def snapshot(epoch: int) -> dict[str, Any]:
         return {"config": config.to_dict(), "epoch": epoch, "model": adapter.model.state_dict(),
@@ -396,7 +412,7 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
                     for opt in optimizers:
                         opt.zero_grad(set_to_none=True)
                     with _autocast(dev, amp):
-                        loss, task, logits, penalty = step_module(batch.inputs, batch.labels)
+                        loss, task, logits, penalty = step_module({**batch.inputs, **batch.extra}, batch.labels)
                     _check_finite(loss, epoch, out, bool(history))
                     scaler.scale(loss).backward()
                     if scaler.is_enabled():
@@ -421,7 +437,7 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
                     sch.step()
                 val = evaluate(adapter, val_set, batch_size=config.batch_size, device=dev, spec=spec, target=target,
                                penalty=config.penalty, zero=config.zero_modalities, amp=amp,
-                               view=regularizer.view)
+                               view=regularizer.view, tokens=regularizer.tokens)
                 regularizer.observe(adapter, epoch, train_set=train_set, val_set=val_set,
                                     batch_size=config.batch_size, device=dev)
                 n = max(float(sums[2]), 1.0)

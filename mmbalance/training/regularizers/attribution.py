@@ -36,7 +36,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -117,11 +117,14 @@ class AttributionRegularizer(Regularizer):
                 return torch.func.functional_call(adapter, frozen, (x,), strict=False)
 
             forward = with_frozen_encoders
+        view = self.view
+        if self.spec.level == "input":  # token ids are attributed at their embedding, the rest at the input
+            view = self.tokens.input_view(_Calling(adapter, forward) if forward is not None else adapter)
         if embeddings is not None and self.scope == "fusion":
             embeddings = {m: e.detach() for m, e in embeddings.items()}
         with double_backward_attention(create_graph):
             scores = modality_scores(adapter, inputs, labels, self.spec, create_graph=create_graph,
-                                     embeddings=embeddings, logits=logits, forward=forward, view=self.view)
+                                     embeddings=embeddings, logits=logits, forward=forward, view=view)
         shares = soft_shares(scores.float())
         return share_penalty(shares, self.target, self.kind), shares
 
@@ -157,3 +160,13 @@ class AttributionRegularizer(Regularizer):
         if aux is not None:
             loss = loss + aux
         return StepOutput(logits=logits, loss=loss, task_loss=task.detach(), penalty=penalty.detach())
+
+
+class _Calling:
+    """``adapter`` (its modules, for hooks, and its modalities) called through ``fn``."""
+
+    def __init__(self, adapter: ModelAdapter, fn: Callable[[dict[str, Tensor]], Tensor]) -> None:
+        self.model, self.modalities, self._fn = adapter.model, adapter.modalities, fn
+
+    def __call__(self, inputs: Mapping[str, Tensor]) -> Tensor:
+        return self._fn(dict(inputs))

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from ...attribution.hooks import EmbeddingView, EncodeFuseView, HookView
 from ...errors import UsageError
 from ..config import TrainConfig
+from ..embeddings import TokenInputs
 from .aux_heads import AuxHeads, build_aux_heads
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ class Regularizer:
         self.epoch = 0
         self.rank = 0
         self.view: EmbeddingView | None = None
+        self.tokens = TokenInputs()  # token-id modalities: their embedding layers and pad id (set by the loop)
         self.aux: AuxHeads | None = None
 
     def needs_embeddings(self) -> str | None:

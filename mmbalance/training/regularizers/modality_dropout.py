@@ -1,12 +1,14 @@
 """``--regularizer modality-dropout``: train on samples that sometimes lack a modality.
 
-With probability ``p`` a training sample has one modality, chosen uniformly, replaced by
-zeros, so the model cannot rely on any single stream always being there. Evaluation
-sees every modality. For models with per-modality embeddings (built-ins, or plug-ins with
+With probability ``p`` a training sample has one modality, chosen uniformly, removed, so
+the model cannot rely on any single stream always being there. Evaluation sees every
+modality. For models with per-modality embeddings (built-ins, or plug-ins with
 ``--embedding-layer``) the dropped modality's *embedding* is zeroed, as multimodal
 transformers drop tokens; zeroing raw inputs instead would also shift the encoders'
-batch-norm statistics away from what evaluation sees. Other models get their inputs zeroed. The draws come from a generator seeded from the run seed, the
-epoch and the rank, so resumed and repeated runs draw the same masks.
+batch-norm statistics away from what evaluation sees. Other models get their inputs zeroed.
+Token ids are always replaced by pad ids (``--pad-id``), never by zeros. The draws come from
+a generator seeded from the run seed, the epoch and the rank, so resumed and repeated runs
+draw the same masks.
 
 Example:
     >>> from mmbalance.training import TrainConfig
@@ -61,12 +63,16 @@ class ModalityDropout(Regularizer):
         keep[drop, which[drop]] = 0.0
         return keep
 
-    def _apply(self, tensors: Mapping[str, Tensor], keep: Tensor) -> dict[str, Tensor]:
+    def _apply(self, tensors: Mapping[str, Tensor], keep: Tensor, names: Sequence[str] | None = None
+               ) -> dict[str, Tensor]:
         out = dict(tensors)
         for j, m in enumerate(self.modalities):
+            if names is not None and m not in names:
+                continue
             x = tensors[m]
-            mask = keep[:, j].to(device=x.device, dtype=x.dtype).view((-1,) + (1,) * (x.dim() - 1))
-            out[m] = x * mask
+            mask = keep[:, j].to(device=x.device).view((-1,) + (1,) * (x.dim() - 1))
+            # token ids are dropped to pad ids (self.tokens), floats to zeros
+            out[m] = x * mask.to(x.dtype) if x.is_floating_point() else torch.where(mask > 0, x, self.tokens.blank(x))
         return out
 
     def step(self, adapter: ModelAdapter, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
@@ -74,6 +80,9 @@ class ModalityDropout(Regularizer):
         view = self.embedding_view(adapter)
         if view is None:
             return super().step(adapter, self._apply(inputs, keep), labels)
-        logits = view.bind(inputs)(self._apply(view.encode(inputs, grad=True), keep))
+        ids = [m for m in self.modalities if not inputs[m].is_floating_point()]
+        inputs = self._apply(inputs, keep, ids) if ids else inputs  # pad ids in, then their embeddings
+        floats = [m for m in self.modalities if m not in ids]
+        logits = view.bind(inputs)(self._apply(view.encode(inputs, grad=True), keep, floats))
         loss = F.cross_entropy(logits.float(), labels)
         return StepOutput(logits=logits, loss=loss, task_loss=loss.detach())
