@@ -8,7 +8,9 @@ with quadrature nodes ``a_k`` and weights ``w_k`` (Gauss-Legendre by default, as
 captum, or Riemann rules; unlike captum's, our trapezoid weights sum to exactly 1, so
 every rule is exact on a linear model). All modalities are interpolated together,
 so one forward+backward per step answers for every modality; steps are processed in
-chunks of ``internal_batch_size`` samples (derived from a memory budget when not given).
+chunks of ``internal_batch_size`` samples (when not given: from a fixed memory budget on a CPU,
+from the free device memory and the measured cost of a sample on a GPU, see ``_chunking``). On a
+GPU an out-of-memory error halves the chunk and retries (one warning), never crashes.
 
 Three things make it faster than a plain loop over steps, all exact:
 
@@ -36,14 +38,17 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import UsageError
-from . import _folding, _stems
+from ..errors import EstimatorError, MMBalanceWarning, UsageError
+from ..precision import DEFAULT_PRECISION, check_precision, forward_autocast, precision_scope
+from . import _chunking, _folding, _stems
 from .base import Attribution, Estimator, ForwardFn, l1_scores, register_estimator, target_logit
 from .baselines import BASELINES, Baseline  # noqa: F401  (BASELINES re-exported)
 from .rows import select_rows
@@ -196,6 +201,8 @@ class IntegratedGradients(Estimator):
         fold_norms: fold eval-mode batch norms into the convolutions before them when ``forward``
             is a module (restored after each call).
         keep_maps: keep full attribution maps in the output (tests, plots).
+        precision: ``fp32`` (default), ``tf32`` (CUDA) or ``bf16`` (the model's forward and backward
+            under bfloat16 autocast, gradient sums in fp32), see :mod:`mmbalance.precision`.
 
     Reports the per-sample completeness error ``|sum(IG) - (F(x) - F(x'))|`` (absolute and
     relative to ``|F(x) - F(x')|``) and ``output_change`` = ``|F(x) - F(x')|`` in ``extra``, and with
@@ -212,7 +219,7 @@ class IntegratedGradients(Estimator):
     def __init__(self, steps: int = 32, *, method: str = "gausslegendre", baseline: str | Baseline = "zero",
                  tolerance: float | None = None, internal_batch_size: int | None = None,
                  memory_budget_mb: float = 512.0, factor_stems: bool = True, fold_norms: bool = True,
-                 keep_maps: bool = False, level: str = "input") -> None:
+                 keep_maps: bool = False, level: str = "input", precision: str = DEFAULT_PRECISION) -> None:
         if steps < 1:
             raise UsageError(f"--steps must be at least 1, got {steps}")
         if internal_batch_size is not None and internal_batch_size < 1:
@@ -234,13 +241,20 @@ class IntegratedGradients(Estimator):
         self.fold_norms = fold_norms
         self.keep_maps = keep_maps
         self.level = level
+        self.precision = check_precision(precision)
         self._stem_cache: dict[tuple[Any, ...], tuple[Any, _stems.Stems]] = {}
         self._fold_cache: dict[tuple[Any, ...], tuple[Any, _folding.Folds]] = {}
+        # on a device: measured bytes per interpolated sample, and the most rows that fit after an OOM
+        self._sample_bytes: dict[tuple[Any, ...], float] = {}
+        self._row_cap: dict[tuple[Any, ...], int] = {}
+        self._warned_oom = False
 
     def params(self) -> dict[str, Any]:
         out: dict[str, Any] = {"steps": self.steps, "method": self.method, **self.baseline.params()}
         if self.tolerance is not None:
             out["tolerance"] = self.tolerance
+        if self.precision != DEFAULT_PRECISION:
+            out["precision"] = self.precision
         return out
 
     def baselines(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -248,17 +262,35 @@ class IntegratedGradients(Estimator):
         return self.baseline(inputs)
 
     def steps_per_chunk(self, inputs: dict[str, Tensor], steps: int | None = None) -> int:
-        """How many interpolation steps go through the model together."""
+        """How many interpolation steps go through the model together.
+
+        ``internal_batch_size`` when given; on a CPU, what fits ``memory_budget_mb`` at 32x the input
+        bytes per interpolated sample; on a device, what fits a share of the free memory at the measured
+        cost per sample (a cautious estimate before the first chunk), never above what fit after an OOM.
+        """
         steps = self.steps if steps is None else steps
-        batch = next(iter(inputs.values())).shape[0]
+        first = next(iter(inputs.values()))
+        batch = first.shape[0]
+        cap = self._row_cap.get(self._shape_key(inputs)) if self._row_cap else None
+        if cap is not None:  # an out-of-memory error showed what fits
+            steps = max(1, min(steps, cap // max(1, batch)))
         if self.internal_batch_size is not None:
             return max(1, min(steps, self.internal_batch_size // max(1, batch)))
-        # Activations of a conv net are typically a few dozen times the input size;
-        # budget for 32x the input bytes per interpolated sample.
-        per_sample = sum(x[0].numel() * x.element_size() for x in inputs.values()) * 32
-        fit = max(1, min(steps, int(self.memory_budget_mb * 2**20 // max(1, per_sample * batch))))
-        chunks = -(-steps // fit)
-        return -(-steps // chunks)  # equal chunks: one shape for the whole pass
+        input_bytes = sum(x[0].numel() * x.element_size() for x in inputs.values())
+        free = _chunking.free_memory(first.device)
+        if free is None:  # a CPU: the fixed budget (activations of a conv net: a few dozen times the input)
+            fit = _chunking.fit_chunk(steps=steps, batch=batch, budget_bytes=self.memory_budget_mb * 2**20,
+                                      per_sample_bytes=input_bytes * _chunking.ESTIMATE_FACTOR_CPU)
+            return _chunking.equal_chunks(steps, fit)
+        key = self._shape_key(inputs)
+        per_sample = self._sample_bytes.get(key, input_bytes * _chunking.ESTIMATE_FACTOR_DEVICE)
+        fit = _chunking.fit_chunk(steps=steps, batch=batch, budget_bytes=free * _chunking.DEVICE_FRACTION,
+                                  per_sample_bytes=per_sample)
+        return _chunking.equal_chunks(steps, fit)
+
+    @staticmethod
+    def _shape_key(inputs: dict[str, Tensor]) -> tuple[Any, ...]:
+        return tuple((k, tuple(x.shape[1:]), x.dtype, str(x.device)) for k, x in inputs.items())
 
     # -- the math ----------------------------------------------------------------------------
 
@@ -299,7 +331,8 @@ class IntegratedGradients(Estimator):
                    labels: Tensor | None, baselines: dict[str, Tensor] | None) -> Attribution:
         inputs = {m: x.detach() for m, x in inputs.items()}
         baselines = baselines if baselines is not None else self.baselines(inputs)
-        with _folding.folding(self._folds_for(forward, inputs, baselines)):
+        with precision_scope(self.precision, target.device), \
+                _folding.folding(self._folds_for(forward, inputs, baselines)):
             return self._attribute_folded(forward, inputs, baselines, target)
 
     def _attribute_folded(self, forward: ForwardFn, inputs: dict[str, Tensor], baselines: dict[str, Tensor],
@@ -328,7 +361,11 @@ class IntegratedGradients(Estimator):
 
     def _integrate(self, walk: _Walk, target: Tensor, alphas: list[float], weights: list[float],
                    idx: Tensor | None) -> dict[str, Tensor]:
-        """``sum_k w_k dF_c/dp (b + a_k (x - b))`` for the samples ``idx`` (all when ``None``)."""
+        """``sum_k w_k dF_c/dp (b + a_k (x - b))`` for the samples ``idx`` (all when ``None``).
+
+        Steps go through the model in chunks (:meth:`steps_per_chunk`). On a device the first chunk's
+        peak memory re-plans the rest, and an out-of-memory error halves the chunk and retries it.
+        """
         xs = walk.x if idx is None else {k: v[idx] for k, v in walk.x.items()}
         bs = walk.b if idx is None else {k: v[idx] for k, v in walk.b.items()}
         ds = walk.diff if idx is None else {k: v[idx] for k, v in walk.diff.items()}
@@ -337,29 +374,71 @@ class IntegratedGradients(Estimator):
         sums = {k: torch.zeros_like(v) for k, v in xs.items()}
         chunk = self.steps_per_chunk(xs, len(alphas))
         dtype, device = next(iter(xs.values())).dtype, tgt.device
-        with torch.enable_grad():
-            for start in range(0, len(alphas), chunk):
-                a = torch.tensor(alphas[start:start + chunk], dtype=dtype, device=device)
-                w = torch.tensor(weights[start:start + chunk], dtype=dtype, device=device)
-                k = a.shape[0]
-                leaves, points = {}, {}
-                for key in xs:
-                    # b + u + a (x - b) with u = 0: dObjective/du is the weighted gradient sum
-                    u = torch.zeros_like(bs[key]).requires_grad_(True)
-                    shape = (k,) + (1,) * bs[key].dim()
-                    path = torch.addcmul((bs[key] + u).unsqueeze(0), a.view(shape), ds[key].unsqueeze(0))
-                    points[key] = path.reshape((k * n,) + tuple(bs[key].shape[1:]))
-                    leaves[key] = u
-                logits = walk(points, idx)
-                objective = (target_logit(logits, tgt) * w.repeat_interleave(n)).sum()
-                if not objective.requires_grad:
-                    continue  # the output depends on no input: every gradient is zero
-                keys = list(leaves)
-                grads = torch.autograd.grad(objective, [leaves[key] for key in keys], allow_unused=True)
-                for key, g in zip(keys, grads):
-                    if g is not None:
-                        sums[key] += g
+        on_device = self.internal_batch_size is None and _chunking.free_memory(device) is not None
+        key = self._shape_key(xs)
+        start = 0
+        while start < len(alphas):
+            k = min(chunk, len(alphas) - start)
+            measure = on_device and key not in self._sample_bytes
+            try:
+                with _chunking.measuring_peak(device) if measure else contextlib.nullcontext({}) as peak:
+                    grads = self._chunk(walk, tgt, idx, xs, bs, ds, alphas[start:start + k],
+                                        weights[start:start + k], dtype, device)
+            except _chunking.OOM:
+                grads = None  # retried below, outside the handler, so the failed chunk's tensors are freed
+            if grads is None:
+                chunk = self._back_off(key, k, n, device)
+                continue
+            for name, g in grads.items():
+                sums[name] += g
+            start += k
+            if measure and peak.get("bytes"):
+                self._sample_bytes[key] = peak["bytes"] / (k * n)
+                if start < len(alphas):  # re-plan the rest with the measured cost
+                    chunk = self.steps_per_chunk(xs, len(alphas) - start)
         return sums
+
+    def _chunk(self, walk: _Walk, tgt: Tensor, idx: Tensor | None, xs: dict[str, Tensor], bs: dict[str, Tensor],
+               ds: dict[str, Tensor], alphas: list[float], weights: list[float], dtype: torch.dtype,
+               device: torch.device) -> dict[str, Tensor]:
+        """The weighted gradient sums of one chunk of steps (keys with no gradient are left out)."""
+        n = tgt.shape[0]
+        with torch.enable_grad():
+            a = torch.tensor(alphas, dtype=dtype, device=device)
+            w = torch.tensor(weights, dtype=dtype, device=device)
+            k = a.shape[0]
+            leaves, points = {}, {}
+            for key in xs:
+                # b + u + a (x - b) with u = 0: dObjective/du is the weighted gradient sum
+                u = torch.zeros_like(bs[key]).requires_grad_(True)
+                shape = (k,) + (1,) * bs[key].dim()
+                path = torch.addcmul((bs[key] + u).unsqueeze(0), a.view(shape), ds[key].unsqueeze(0))
+                points[key] = path.reshape((k * n,) + tuple(bs[key].shape[1:]))
+                leaves[key] = u
+            with forward_autocast(self.precision, device):
+                logits = walk(points, idx)
+            # the weighted sum is taken in the inputs' precision (fp32), whatever the forward ran in
+            objective = (target_logit(logits, tgt).to(dtype) * w.repeat_interleave(n)).sum()
+            if not objective.requires_grad:
+                return {}  # the output depends on no input: every gradient is zero
+            keys = list(leaves)
+            grads = torch.autograd.grad(objective, [leaves[key] for key in keys], allow_unused=True)
+        return {key: g for key, g in zip(keys, grads) if g is not None}
+
+    def _back_off(self, key: tuple[Any, ...], k: int, n: int, device: torch.device) -> int:
+        """After an out-of-memory error on ``k`` steps of ``n`` samples: half the chunk, or one clear error."""
+        if device.type == "cuda" and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        if k <= 1:
+            raise EstimatorError(f"out of memory on {device} with one Integrated Gradients step of {n} samples "
+                                 f"per forward", hint="lower --batch-size, or free the device for this run")
+        half = k // 2
+        self._row_cap[key] = half * n
+        if not self._warned_oom:
+            self._warned_oom = True
+            warnings.warn(f"Integrated Gradients ran out of memory on {device} with {k} steps x {n} samples per "
+                          f"forward; retrying with smaller chunks ({half} steps)", MMBalanceWarning, stacklevel=2)
+        return half
 
     def _adaptive(self, walk: _Walk, target: Tensor, delta_f: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
         """Refine per sample until the completeness error is within tolerance (or ``steps`` is reached)."""
