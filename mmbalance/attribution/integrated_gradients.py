@@ -339,7 +339,13 @@ class IntegratedGradients(Estimator):
                           target: Tensor) -> Attribution:
         modalities = tuple(inputs)
         stems = self._stems_for(forward, inputs, baselines)
-        walk = _Walk(forward, inputs, baselines, target, stems)
+        try:
+            walk = _Walk(forward, inputs, baselines, target, stems)
+        except _chunking.OOM:
+            walk = None  # raised below, outside the handler
+        if walk is None:
+            raise EstimatorError(f"out of memory on {target.device} evaluating the model on a batch of "
+                                 f"{target.shape[0]} samples", hint="lower --batch-size")
         delta_f = walk.f_x - walk.f_b
         extra: dict[str, Tensor] = {}
         if self.tolerance is None:
