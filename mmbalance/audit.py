@@ -43,6 +43,7 @@ from .limits import MAX_SEED, MAX_STEPS, check_int
 from .models import ModelAdapter, load_model
 from .models.binding import fit_to_model, split_pass_through
 from .progress import progress_bar
+from .precision import DEFAULT_PRECISION, check_precision
 from .reproducibility import deterministic_mode
 from .results import AuditResult, MethodResult
 
@@ -126,6 +127,7 @@ def audit(
     per_sample: str | os.PathLike[str] | None = None,
     seed: int = 0,
     deterministic: bool = False,
+    precision: str = DEFAULT_PRECISION,
     pass_through: str | Sequence[str] | None = None,
     call: str = "auto",
     pad_id: int | None = None,
@@ -144,7 +146,9 @@ def audit(
     permutation score ``repeats``. Pass ``estimators`` to use pre-configured objects instead.
     ``bootstrap`` replicates give 95% intervals (0: none); ``per_sample`` writes one row per
     sample (``.csv`` or ``.parquet``); ``seed`` fixes every random draw; ``deterministic`` turns on
-    deterministic algorithms (bit-identical results on CUDA, see :mod:`mmbalance.reproducibility`).
+    deterministic algorithms (bit-identical results on CUDA, see :mod:`mmbalance.reproducibility`);
+    ``precision`` (``fp32``, ``tf32`` on CUDA, ``bf16``) is the arithmetic of IG's forward and backward
+    passes (see :mod:`mmbalance.precision`; other estimators run in fp32).
 
     Real models: ``pass_through`` names inputs given to ``forward`` with each sample but never
     attributed (``attention_mask``, ``lengths``; from the dataset's ``extra`` mapping or its
@@ -185,8 +189,16 @@ def audit(
     check_int("--seed", seed, 0, MAX_SEED)
     for flag, value, low in (("--steps", steps, 1), ("--repeats", repeats, 1), ("--bootstrap", bootstrap, 0)):
         check_int(flag, value, low, MAX_STEPS)
+    check_precision(precision)
+    if precision != DEFAULT_PRECISION and estimators is not None:
+        raise UsageError("precision= applies to the estimators audit() builds",
+                         hint="pass IntegratedGradients(precision=...) among your estimators instead")
+    if precision != DEFAULT_PRECISION and "ig" not in methods:
+        raise UsageError(f"--precision {precision} applies to Integrated Gradients only",
+                         hint="add ig to --method, or drop --precision")
     started = time.perf_counter()
     dev = resolve_device(device)
+    check_precision(precision, dev)  # before any work: tf32 needs CUDA
     rank = init_distributed(dev)  # under torchrun: join the group; run_audit shards the data
     if rank.enabled and dev.type == "cuda":
         dev = torch.device("cuda", rank.local_rank)
@@ -215,7 +227,7 @@ def audit(
     shared_baseline = Baseline(baseline, seed=seed)
     ests = list(estimators) if estimators is not None else build_estimators(
         methods, steps=steps, level=level, baseline=shared_baseline, quadrature=quadrature, tolerance=tolerance,
-        repeats=repeats, seed=seed)
+        repeats=repeats, seed=seed, **({"precision": precision} if precision != DEFAULT_PRECISION else {}))
     for est in ests:
         est.check(adapter)
     spaces = plan_spaces(adapter, dataset, ests, layers, pad_id, device=dev)

@@ -65,6 +65,9 @@ def audit_command(
     target: Annotated[str, typer.Option("--target", help="Attribute the predicted class (pred) or the label.")] = "pred",
     device: DeviceOpt = "auto",
     deterministic: DeterministicOpt = False,
+    precision: Annotated[str, typer.Option("--precision", help="Arithmetic of the IG passes: fp32 (default, "
+                                           "exact), tf32 (CUDA matrix units) or bf16 (autocast, sums in fp32; "
+                                           "check the completeness error).")] = "fp32",
     output: OutputOpt = None,
     modalities: ModalitiesOpt = None,
     model_arg: ModelArgOpt = None,
@@ -97,7 +100,7 @@ def audit_command(
         level=level, baseline=baseline, quadrature=quadrature, tolerance=tolerance,
         embedding_layers=embedding_layer, repeats=repeats, bootstrap=bootstrap,
         per_sample=str(per_sample) if per_sample is not None else None, seed=seed, deterministic=deterministic,
-        pass_through=pass_through, call=call, pad_id=pad_id,
+        precision=precision, pass_through=pass_through, call=call, pad_id=pad_id,
     )
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun, rank 0 writes and prints
