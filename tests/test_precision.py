@@ -17,6 +17,7 @@ DATA = "synthetic:av-dominance?n_test=32"
 
 
 def _audit(precision, **kw):
+    torch.manual_seed(0)  # av-tiny gets random weights: the same ones for every precision
     return audit("av-tiny", DATA, steps=16, batch_size=16, progress=False, methods=["ig"], bootstrap=0,
                  device="cpu", precision=precision, **kw)
 
@@ -24,7 +25,7 @@ def _audit(precision, **kw):
 def test_bf16_audit_is_close_to_fp32_and_says_so():
     full, half = _audit("fp32"), _audit("bf16")
     for m in full.modalities:
-        assert abs(full.methods["ig"].shares[m] - half.methods["ig"].shares[m]) < 0.05
+        assert abs(full.methods["ig"].shares[m] - half.methods["ig"].shares[m]) < 0.01  # measured: 4e-4
     assert half.methods["ig"].shares != full.methods["ig"].shares  # it really ran in bf16
     err = half.methods["ig"].extra["completeness_error"]
     assert err["mean"] is not None and err["mean"] > full.methods["ig"].extra["completeness_error"]["mean"]
