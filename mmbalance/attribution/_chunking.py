@@ -52,10 +52,10 @@ def peak_memory(device: torch.device) -> int | None:
 
 
 @contextlib.contextmanager
-def measuring_peak(device: torch.device) -> Iterator[dict[str, int]]:
+def measuring_peak(device: torch.device, enabled: bool = True) -> Iterator[dict[str, int]]:
     """Measure the extra peak memory of the body: ``out["bytes"]`` after it, absent where untracked."""
     out: dict[str, int] = {}
-    if device.type == "cuda" and torch.cuda.is_available():
+    if enabled and device.type == "cuda" and torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats(device)
         before = int(torch.cuda.memory_allocated(device))
         yield out

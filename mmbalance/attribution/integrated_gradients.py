@@ -38,7 +38,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from typing import Any, Callable
 
@@ -387,7 +386,7 @@ class IntegratedGradients(Estimator):
             k = min(chunk, len(alphas) - start)
             measure = on_device and key not in self._sample_bytes
             try:
-                with _chunking.measuring_peak(device) if measure else contextlib.nullcontext({}) as peak:
+                with _chunking.measuring_peak(device, measure) as peak:
                     grads = self._chunk(walk, tgt, idx, xs, bs, ds, alphas[start:start + k],
                                         weights[start:start + k], dtype, device)
             except _chunking.OOM:

@@ -107,7 +107,7 @@ def test_measured_cost_replans_the_rest(monkeypatch):
     monkeypatch.setattr(_chunking, "free_memory", lambda device: 10_000)
 
     @contextlib.contextmanager
-    def fake_peak(device):
+    def fake_peak(device, enabled=True):
         out: dict[str, int] = {}
         yield out
         out["bytes"] = 10 * BATCH  # a one-step chunk: 10 bytes per interpolated sample
