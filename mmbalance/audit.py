@@ -148,7 +148,8 @@ def audit(
     sample (``.csv`` or ``.parquet``); ``seed`` fixes every random draw; ``deterministic`` turns on
     deterministic algorithms (bit-identical results on CUDA, see :mod:`mmbalance.reproducibility`);
     ``precision`` (``fp32``, ``tf32`` on CUDA, ``bf16``) is the arithmetic of IG's forward and backward
-    passes (see :mod:`mmbalance.precision`; other estimators run in fp32).
+    passes (see :mod:`mmbalance.precision`; other estimators run in fp32; with ``estimators``, set
+    ``IntegratedGradients(precision=...)`` instead).
 
     Real models: ``pass_through`` names inputs given to ``forward`` with each sample but never
     attributed (``attention_mask``, ``lengths``; from the dataset's ``extra`` mapping or its
