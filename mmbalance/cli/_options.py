@@ -48,3 +48,15 @@ def parse_output(value: str | None) -> str | int | None:
         return int(value)
     except ValueError:
         return value
+
+
+def output_dir(value: str | Path) -> Path:
+    """Parser of a directory-valued ``--out``: refuses an empty string (which would mean the current directory).
+
+    Example:
+        >>> output_dir("runs/plain")
+        PosixPath('runs/plain')
+    """
+    if not str(value).strip():
+        raise typer.BadParameter("must name a directory, not an empty string")
+    return Path(value)

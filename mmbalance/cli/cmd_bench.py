@@ -11,7 +11,7 @@ from ..benchmark import DEFAULT_METHODS, bench
 from ..errors import UsageError
 from ..models import parse_model_args
 from ..training import TrainingInterrupted
-from ._options import BatchSizeOpt, DataOpt, DeviceOpt, ModelArgOpt, ModelOpt, QuietOpt, split_list
+from ._options import BatchSizeOpt, DataOpt, DeviceOpt, ModelArgOpt, ModelOpt, QuietOpt, split_list, output_dir
 from .app import EXIT_INTERRUPTED, app, stderr_console, stdout_console
 
 
@@ -19,7 +19,7 @@ from .app import EXIT_INTERRUPTED, app, stderr_console, stdout_console
 def bench_command(
     model: ModelOpt,
     data: DataOpt,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Bench directory: runs/, bench.md, bench.json, report/.")],
+    out: Annotated[Path, typer.Option("--out", "-o", parser=output_dir, help="Bench directory: runs/, bench.md, bench.json, report/.")],
     methods: Annotated[str, typer.Option("--methods", help="Comma-separated: plain, unimodal, ensemble, gblend, ogm-ge, modality-dropout, aux, attribution, attribution-aux.")] = ",".join(DEFAULT_METHODS),
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Number of seeds (0 .. N-1) per method.")] = 3,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs per run (the same budget for every method).")] = 10,

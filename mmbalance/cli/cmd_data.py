@@ -10,6 +10,7 @@ from rich.table import Table
 
 from ..data import load_dataset, write_synthetic
 from ..data import synthetic
+from ._options import output_dir
 from .app import app, stdout_console
 
 data_app = typer.Typer(
@@ -22,7 +23,7 @@ app.add_typer(data_app, name="data")
 
 @data_app.command("synth")
 def synth_command(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for train.pt, val.pt and test.pt.")],
+    out: Annotated[Path, typer.Option("--out", "-o", parser=output_dir, help="Directory for train.pt, val.pt and test.pt.")],
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives identical files.")] = 0,
     n_train: Annotated[int, typer.Option("--n-train", min=1, help="Training samples.")] =
         synthetic.DEFAULT_SIZES["train"],

@@ -9,14 +9,14 @@ import typer
 from rich.table import Table
 
 from ..demo import DemoResult, run_demo
-from ._options import DeviceOpt, QuietOpt
+from ._options import DeviceOpt, QuietOpt, output_dir
 from ._render import print_audit
 from .app import app, stdout_console
 
 
 @app.command("demo")
 def demo_command(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write data, runs and audits.")] = Path("mmbalance-demo"),
+    out: Annotated[Path, typer.Option("--out", "-o", parser=output_dir, help="Where to write data, runs and audits.")] = Path("mmbalance-demo"),
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Plain training epochs.")] = 3,
     finetune_epochs: Annotated[int, typer.Option("--finetune-epochs", min=1, help="Fine-tuning epochs with the attribution regularizer.")] = 2,
     seed: Annotated[int, typer.Option("--seed")] = 0,

@@ -19,7 +19,7 @@ from ..training.resume import RESUME_FILE
 from ..training.rundir import check_new_run_dir
 from ._media_options import SkipBadOpt, media_data, with_decoding_options
 from ._options import (BatchSizeOpt, CallOpt, CheckpointOpt, DeterministicOpt, DeviceOpt, ModalitiesOpt, ModelArgOpt,
-                       OutputOpt, PadIdOpt, PassThroughOpt, QuietOpt, parse_output, split_list)
+                       OutputOpt, PadIdOpt, PassThroughOpt, QuietOpt, parse_output, split_list, output_dir)
 from .app import app, interrupt_exit_code, interrupt_reason, stderr_console, stdout_console
 
 # Options that may accompany --resume (everything else comes from the saved run).
@@ -32,7 +32,7 @@ def finetune_command(
     ctx: typer.Context,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Registered name, [bold]package.module:factory[/], [bold]file.py:factory[/] or [bold]hf:DIR[/].")] = None,
     data: Annotated[Optional[str], typer.Option("--data", "-d", help="Dataset: a .pt file, a split directory, synthetic:av-dominance, a media manifest .csv, a CREMA-D folder or class folders.")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (best.pt, last.pt, metrics.csv, resume.pt).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", parser=output_dir, help="Run directory (best.pt, last.pt, metrics.csv, resume.pt).")] = None,
     checkpoint: CheckpointOpt = None,
     regularizer: Annotated[str, typer.Option("--regularizer", "-r", help="none, attribution, ogm-ge, modality-dropout or gblend (Gradient-Blending).", rich_help_panel="Balancing")] = "none",
     lambda_: Annotated[float, typer.Option("--lambda", help="Weight of the attribution penalty (>= 0).", rich_help_panel="Balancing")] = 1.0,

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ..media import prepare
 from ._media_options import SkipBadOpt, decode_values, with_decoding_options
-from ._options import ModalitiesOpt, QuietOpt, split_list
+from ._options import ModalitiesOpt, QuietOpt, split_list, output_dir
 from .app import stderr_console, stdout_console
 from .cmd_data import data_app
 
@@ -23,7 +23,7 @@ _SHOWN_SKIPPED = 20
 @with_decoding_options
 def prepare_command(
     source: Annotated[str, typer.Argument(help="A manifest .csv, a CREMA-D folder (OGM-GE layout) or root/<class>/<clip>.mp4 folders; ?frames=8&... allowed.", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: <split>.pt files, skipped.json, prepare.json and .cache/.")],
+    out: Annotated[Path, typer.Option("--out", "-o", parser=output_dir, help="Output folder: <split>.pt files, skipped.json, prepare.json and .cache/.")],
     workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Parallel decoding processes.")] = 1,
     split: Annotated[Optional[list[str]], typer.Option("--split", help="Prepare only this split (repeatable); default: all.")] = None,
     as_split: Annotated[str, typer.Option("--as-split", help="File name for a source without splits (<name>.pt).")] = "test",

@@ -14,7 +14,7 @@ from ..benchmark import is_bench_file, render_bench
 from ..report import build_report, compare_audits, parse_formats
 from ..report.terminal import comparison_table
 from ..results import AuditResult
-from ._options import JsonOpt, QuietOpt
+from ._options import JsonOpt, QuietOpt, output_dir
 from .app import app, stderr_console, stdout_console
 
 
@@ -37,7 +37,7 @@ def report_command(
     audits: Annotated[list[Path], typer.Argument(
         help="Audit JSON files (from [bold]mmbalance audit --out[/]). With two or more, the first is "
              "'before' and the last 'after'. A bench.json of [bold]mmbalance bench[/] renders its comparison.", show_default=False, metavar="AUDIT.json...")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for report.html, report.md and images.",
+    out: Annotated[Path, typer.Option("--out", "-o", parser=output_dir, help="Directory for report.html, report.md and images.",
                                       show_default=False, metavar="DIR")],
     metrics: Annotated[Optional[Path], typer.Option(
         "--metrics", help="metrics.csv of a [bold]mmbalance finetune[/] run, for training curves.",

@@ -76,6 +76,19 @@ def test_audit_with_an_empty_out_fails_at_once(setup, no_audit):
     assert res.exit_code == 2 and "is a directory" in one_error_line(res) and no_audit == []
 
 
+@pytest.mark.parametrize("command", [
+    ["finetune", "-m", "av-tiny", "-d", "synthetic:av-dominance?n_train=8&n_val=4&n_test=4", "--epochs", "1"],
+    ["bench", "-m", "av-tiny", "-d", "synthetic:av-dominance?n_train=8&n_val=4&n_test=4"],
+    ["data", "synth"], ["demo"], ["report", "audit.json"],
+])
+def test_an_empty_output_directory_is_refused_before_any_work(tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)  # an empty --out would otherwise mean the current directory
+    res = run(*command, "-o", "")
+    assert res.exit_code == 2, res.output
+    assert "must name a directory, not an empty string" in res.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_audit_under_a_file_fails_at_once(setup, no_audit):
     tmp_path, base = setup
     (tmp_path / "plain").write_text("a file")
