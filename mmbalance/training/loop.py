@@ -1,8 +1,8 @@
 """Training and fine-tuning: per-epoch validation, checkpoints, metrics, resume, DDP and AMP.
 
-One loop serves every balancing method (``--regularizer none|attribution|ogm-ge|
+One loop serves every balancing method (``--regularizer none|attribution|ogm-ge|gblend|
 modality-dropout``, see :mod:`mmbalance.training.regularizers`). Every epoch is evaluated
-on the validation split (loss, accuracy and modality shares); ``best.pt`` and ``last.pt``
+on the validation split (loss, accuracy and modality shares, :mod:`.evaluation`); ``best.pt`` and ``last.pt``
 are plain state dicts, ``metrics.csv`` has one row per epoch, ``run.json`` the
 configuration and ``resume.pt`` the training state, all written atomically by rank 0.
 
@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import math
@@ -31,27 +30,25 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DistributedSampler
 
-from ..attribution.hooks import EmbeddingView
 from ..data import MultimodalDataset, iter_batches, load_dataset, make_loader
 from ..device import resolve_device
-from ..distributed import ShardSampler, all_reduce_sum, barrier, init_distributed, shutdown_distributed
+from ..distributed import all_reduce_sum, barrier, init_distributed, shutdown_distributed
 from ..errors import DataError, MMBalanceWarning, TrainingError, UsageError
-from ..guards import check_finite
 from ..io import atomic_write_json, atomic_write_text, check_output_dir
 from ..models import ModelAdapter, load_model, save_state_dict
 from ..models.binding import fit_to_model, split_pass_through
 from ..progress import progress_bar
 from ..reproducibility import deterministic_mode
 from .config import TrainConfig
-from .differentiable import AttributionSpec, modality_scores, share_penalty, soft_shares
-from .embeddings import TokenInputs, find_tokens, training_view
+from .differentiable import AttributionSpec
+from .embeddings import find_tokens, training_view
+from .evaluation import _autocast, evaluate, zero_modalities
 from .methods import make_optimizers, unimodal_spec
 from .regularizers import Regularizer, build_regularizer, fusion_parameters
 from .rundir import RunLock, check_new_run_dir, clear_run_files
@@ -59,7 +56,7 @@ from .resume import RESUME_FILE, RUN_FILE, capture_rng, load_resume, restore_rng
 from .stopping import TrainingWarning, chance_accuracy, chance_check_epoch, chance_warning, should_stop
 
 __all__ = ["METRIC_COLUMNS", "TrainResult", "TrainingInterrupted", "evaluate", "finetune", "metrics_csv",
-           "seed_everything"]
+           "seed_everything", "zero_modalities"]
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds",
                   "penalty", "lambda"]
@@ -122,73 +119,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def zero_modalities(inputs: Mapping[str, Tensor], names: Sequence[str],
-                    tokens: TokenInputs | None = None) -> dict[str, Tensor]:
-    """``inputs`` with the modalities in ``names`` replaced by zeros, token ids by pad ids (unimodal baselines).
-
-    Example:
-        >>> zero_modalities({"a": torch.ones(1, 2), "b": torch.ones(1, 2)}, ["b"])["b"].tolist()
-        [[0.0, 0.0]]
-    """
-    if not names:
-        return dict(inputs)
-    blank = (tokens or TokenInputs()).blank
-    return {m: blank(x) if m in names else x for m, x in inputs.items()}
-
-
-def evaluate(adapter: ModelAdapter, dataset: MultimodalDataset, *, batch_size: int, device: torch.device,
-             spec: AttributionSpec | None = None, target: Sequence[float] | None = None, penalty: str = "l2",
-             zero: Sequence[str] = (), amp: bool = False, view: EmbeddingView | None = None,
-             tokens: TokenInputs | None = None) -> dict[str, Any]:
-    """Mean cross-entropy, accuracy and (with ``spec``) modality shares of ``adapter`` on ``dataset``.
-
-    Shares are the mean per-sample shares of the true-class attribution measured as
-    ``spec`` says (at the embedding level through ``view`` when given, see
-    :mod:`mmbalance.training.embeddings`; a model with no embeddings is measured at the
-    input level, where ``tokens`` attributes token ids at their embedding). Each batch's
-    pass-through inputs (``batch.extra``) go to the model with it. With ``target`` the share
-    penalty of those mean shares is returned too. Under torchrun each rank evaluates its
-    shard and the sums are all-reduced, so every rank gets the single-process numbers.
-
-    Example:
-        >>> evaluate(adapter, val_set, batch_size=64, device=torch.device("cpu"))  # doctest: +SKIP
-        {'loss': 0.61, 'accuracy': 0.74, 'n': 500}
-    """
-    was_training = adapter.training
-    adapter.eval()
-    modalities = tuple(adapter.modalities)
-    sums = torch.zeros(3 + len(modalities), dtype=torch.float64)  # loss, correct, n, share sums
-    if spec is not None and spec.level == "embedding" and view is None and not adapter.has_embeddings:
-        spec = AttributionSpec(method=spec.method, level="input", steps=spec.steps, pool=spec.pool)
-    loader = make_loader(dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset)))
-    for batch in loader:
-        batch = batch.to(device)
-        inputs = {**zero_modalities(batch.inputs, zero, tokens), **batch.extra}
-        with torch.no_grad(), _autocast(device, amp):
-            logits = adapter(inputs)
-        check_finite(logits, batch.indices, "the model's logits on the evaluation data", error=TrainingError,
-                     hint="training diverged or the model overflows; lower --lr, or turn off --amp")
-        sums[0] += float(F.cross_entropy(logits.float(), batch.labels, reduction="sum"))
-        sums[1] += int((logits.argmax(1) == batch.labels).sum())
-        sums[2] += batch.labels.shape[0]
-        if spec is not None:
-            with _autocast(device, amp):
-                scores = modality_scores(adapter, inputs, batch.labels, spec,
-                                         view=view if spec.level == "embedding" else
-                                         (tokens or TokenInputs()).input_view(adapter))
-            sums[3:] += soft_shares(scores.double()).sum(0).cpu()
-    sums = all_reduce_sum(sums)
-    adapter.train(was_training)
-    n = max(float(sums[2]), 1.0)
-    out: dict[str, Any] = {"loss": float(sums[0]) / n, "accuracy": float(sums[1]) / n, "n": int(sums[2])}
-    if spec is not None:
-        shares = sums[3:] / n
-        out["shares"] = dict(zip(modalities, shares.tolist()))
-        if target is not None:
-            out["penalty"] = float(share_penalty(shares, torch.tensor(list(target), dtype=torch.float64), penalty))
-    return out
-
-
 def metrics_csv(rows: list[dict[str, Any]]) -> str:
     """Render metric rows (one per epoch) as CSV text with a stable column order; ``None`` is an empty cell."""
     columns = list(METRIC_COLUMNS)
@@ -216,14 +146,6 @@ class _StepModule(nn.Module):
         out = self.regularizer.step(self.adapter, zero_modalities(inputs, self.zero, self.regularizer.tokens), labels)
         penalty = out.penalty if out.penalty is not None else torch.full((), math.nan, device=labels.device)
         return out.loss, out.task_loss, out.logits, penalty
-
-
-def _autocast(device: torch.device, enabled: bool) -> Any:
-    """bf16 autocast on CUDA (fp16 with a gradient scaler where bf16 is missing); off elsewhere."""
-    if not (enabled and device.type == "cuda"):
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast(device_type="cuda", dtype=dtype)
 
 
 def _make_optimizers(config: TrainConfig, adapter: ModelAdapter, regularizer: Regularizer
