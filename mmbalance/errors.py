@@ -39,6 +39,10 @@ class CheckpointError(MMBalanceError):
     """Missing, corrupt, untrusted or mismatched checkpoint."""
 
 
+class UnsafeCheckpointError(CheckpointError):
+    """A file that safe loading (``weights_only=True``) refused: it holds pickled Python objects."""
+
+
 class DataError(MMBalanceError):
     """Missing or malformed dataset, bad labels, non-finite inputs, unreadable media."""
 

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UnsafeCheckpointError
 from ..io import atomic_torch_save, atomic_write_with
 from ._registry import one_line
 
@@ -106,7 +106,7 @@ def _read_torch(p: Path, trust: bool) -> Any:
         if not trust and ("Unsupported global" in text or "GLOBAL" in text):
             names = _unsafe_globals(p, text)
             found = f": {', '.join(names)}" if names else ""
-            raise CheckpointError(f"checkpoint {p} holds pickled Python objects that safe loading refuses{found}",
+            raise UnsafeCheckpointError(f"checkpoint {p} holds pickled Python objects that safe loading refuses{found}",
                                   hint=_TRUST_HINT) from None
         raise CheckpointError(f"cannot read checkpoint {p}: {_unpickler_detail(text) or one_line(err)}",
                               hint="the file may be truncated or not a PyTorch checkpoint") from err

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ..errors import CheckpointError, TrainingError
+from ..errors import CheckpointError, TrainingError, UnsafeCheckpointError
 from ..io import atomic_torch_save
 from ..models import requires_code
 from ..models.checkpoint import read_torch_file
@@ -97,11 +97,12 @@ def load_resume(run_dir: str | os.PathLike[str], *, trust: bool = False) -> tupl
                             hint="the run was made by an older mmbalance or its training state was deleted")
     try:
         state = read_torch_file(state_file)  # never trusted: a training state is tensors and plain data
+    except UnsafeCheckpointError as err:
+        raise TrainingError(f"cannot resume {d}: {RESUME_FILE} is refused as unsafe ({err.message})",
+                            hint="start a new run") from None
     except CheckpointError as err:
-        refused = "refuse" in err.message
-        raise TrainingError(f"cannot resume {d}: {RESUME_FILE} is {'refused as unsafe' if refused else 'unreadable'} "
-                            f"({err.message})",
-                            hint="start a new run" if refused else "it may be truncated; start a new run") from None
+        raise TrainingError(f"cannot resume {d}: {RESUME_FILE} is unreadable ({err.message})",
+                            hint="it may be truncated; start a new run") from None
     if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
         raise TrainingError(f"cannot resume {d}: {RESUME_FILE} is not a {RESUME_FORMAT} training state",
                             hint="start a new run")
