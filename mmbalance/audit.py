@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import inspect
 import os
@@ -25,7 +26,7 @@ from torch import Tensor
 
 from .attribution import ShareAccumulator
 from .attribution.agreement import AgreementAccumulator
-from .attribution.base import Estimator, get_estimator_class
+from .attribution.base import Estimator, check_pool, get_estimator_class
 from .attribution.baselines import BASELINES, Baseline, MeanAccumulator
 from .attribution.hooks import EmbeddingView, parse_embedding_layers
 from .attribution.levels import LevelSpace, plan_space
@@ -37,7 +38,8 @@ from .distributed import ShardSampler, all_reduce_sum, dist_info, gather_objects
 from .errors import EstimatorError, MMBalanceError, UsageError
 from .guards import (ConstantMonitor, check_finite, check_gradients_flow, check_logits_width,
                      check_width_follows_classes, completeness_warning,
-                     constant_embedding_warning, gradient_estimators, unaudited_inputs)
+                     constant_embedding_warning, gradient_estimators, near_chance_warning, no_checkpoint_warning,
+                     randomisation_warning, unaudited_inputs)
 from .io import check_output_file
 from .limits import MAX_SEED, MAX_STEPS, check_int
 from .models import ModelAdapter, load_model
@@ -49,9 +51,12 @@ from .results import AuditResult, MethodResult
 
 TARGETS = ("pred", "label")
 LEVELS = ("input", "embedding")
-#: what ``mmbalance audit`` runs without ``--method``: IG (primary) and modality ablation
-DEFAULT_METHODS = ("ig", "ablation")
+#: what ``mmbalance audit`` runs without ``--method``: exact Shapley values of modality removal (primary)
+#: and modality ablation; both read what the model's output does without each modality
+DEFAULT_METHODS = ("shapley", "ablation")
 DEFAULT_BOOTSTRAP = 200
+#: ``--sanity``: the shares of the re-initialised model must move by at least this much
+SANITY_MIN_CHANGE = 0.05
 
 
 def build_estimators(methods: Sequence[str], *, steps: int = 32, level: str = "input",
@@ -131,6 +136,8 @@ def audit(
     pass_through: str | Sequence[str] | None = None,
     call: str = "auto",
     pad_id: int | None = None,
+    pool: str = "l1",
+    sanity: bool = False,
 ) -> AuditResult:
     """Measure each modality's share of the model's decisions on ``data``.
 
@@ -140,10 +147,14 @@ def audit(
     (``target="pred"``) or the true label (``"label"``).
 
     Estimators: ``methods`` (``ig``, ``gradxinput``, ``ablation``, ``shapley``,
-    ``permutation``, ``branch``; the first is the primary one), at ``level`` ``input`` or
+    ``permutation``, ``branch``; the first is the primary one; default ``shapley`` then ``ablation``,
+    see docs/estimators.md for why), at ``level`` ``input`` or
     ``embedding`` (``embedding_layers`` names the modules for plug-ins), against ``baseline``
     ``zero|mean|noise|blur``; IG takes ``steps``, ``quadrature`` and ``tolerance``, the
-    permutation score ``repeats``. Pass ``estimators`` to use pre-configured objects instead.
+    permutation score ``repeats``; ``pool`` is how IG and gradient x input pool a modality's map
+    (``l1``: sum of magnitudes; ``signed``: plain sum). Pass ``estimators`` to use pre-configured objects instead.
+    ``sanity`` runs the model-randomisation test (Adebayo et al. 2018): the primary estimator again on
+    re-initialised weights, whose shares must move (``extra.sanity``; a ``sanity`` warning otherwise).
     ``bootstrap`` replicates give 95% intervals (0: none); ``per_sample`` writes one row per
     sample (``.csv`` or ``.parquet``); ``seed`` fixes every random draw; ``deterministic`` turns on
     deterministic algorithms (bit-identical results on CUDA, see :mod:`mmbalance.reproducibility`);
@@ -191,6 +202,10 @@ def audit(
     for flag, value, low in (("--steps", steps, 1), ("--repeats", repeats, 1), ("--bootstrap", bootstrap, 0)):
         check_int(flag, value, low, MAX_STEPS)
     check_precision(precision)
+    check_pool(pool)
+    if pool != "l1" and (estimators is not None or not any(m in ("ig", "gradxinput") for m in methods)):
+        raise UsageError(f"--pool {pool} applies to the gradient estimators (ig, gradxinput)",
+                         hint="add ig to --method, or drop --pool")
     if precision != DEFAULT_PRECISION and estimators is not None:
         raise UsageError("precision= applies to the estimators audit() builds",
                          hint="pass IntegratedGradients(precision=...) among your estimators instead")
@@ -228,7 +243,8 @@ def audit(
     shared_baseline = Baseline(baseline, seed=seed)
     ests = list(estimators) if estimators is not None else build_estimators(
         methods, steps=steps, level=level, baseline=shared_baseline, quadrature=quadrature, tolerance=tolerance,
-        repeats=repeats, seed=seed, **({"precision": precision} if precision != DEFAULT_PRECISION else {}))
+        repeats=repeats, seed=seed, **({"precision": precision} if precision != DEFAULT_PRECISION else {}),
+        **({"pool": pool} if pool != "l1" else {}))
     for est in ests:
         est.check(adapter)
     spaces = plan_spaces(adapter, dataset, ests, layers, pad_id, device=dev)
@@ -259,6 +275,15 @@ def audit(
                                                 params=params, ci95=stats["ci95"], extra=extra)
     warnings = audit_warnings(method_results, outcome["constant_embeddings"], baseline=baseline,
                               own_estimators=estimators is None)
+    def rebuild() -> ModelAdapter:
+        assert isinstance(model, str)
+        return load_model(model, model_args=dict(model_args or {}), num_classes=dataset.num_classes,
+                          modalities=dataset.modalities, output=output, device="cpu", call=call, pass_through=passed)
+
+    for extra_warning in (no_checkpoint_warning(adapter, model, checkpoint, rebuild),
+                          near_chance_warning(accuracy, dataset.num_classes, n)):
+        if extra_warning is not None:
+            warnings.append(extra_warning)
     passed_through = set(getattr(adapter, "pass_through", None) or ())  # given to forward, never audited
     available = [m for m in (_source_modalities(data, split) if modalities else dataset.modalities)
                  if m not in passed_through]
@@ -274,6 +299,14 @@ def audit(
         audit_extra["pass_through"] = list(adapter.pass_through)
     if adapter.call_style == "dict" or call != "auto":
         audit_extra["call"] = adapter.call_style
+    if sanity:
+        primary = method_results[ests[0].name]
+        audit_extra["sanity"] = randomisation_test(
+            adapter, dataset, ests[0], primary, layers=layers, pad_id=pad_id, batch_size=batch_size, limit=limit,
+            target=target, device=dev, seed=seed, baseline=shared_baseline if estimators is None else None,
+            progress=progress)
+        if not audit_extra["sanity"]["passed"]:
+            warnings.append(randomisation_warning(audit_extra["sanity"]["moved"], SANITY_MIN_CHANGE))
     return AuditResult(
         model=model_name,
         model_args=dict(model_args or {}),
@@ -295,6 +328,60 @@ def audit(
         warnings=warnings,
         model_inputs=model_inputs,
     )
+
+
+def reinitialised(adapter: ModelAdapter, seed: int = 0) -> ModelAdapter:
+    """A copy of ``adapter`` whose every module with ``reset_parameters`` is re-initialised (seeded).
+
+    Example:
+        >>> from mmbalance.models import load_model
+        >>> m = load_model("av-tiny", num_classes=4)
+        >>> r = reinitialised(m)
+        >>> any(not torch.equal(a, b) for a, b in zip(m.parameters(), r.parameters()))
+        True
+    """
+    fresh = copy.deepcopy(adapter)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed) + 7919)
+        for module in fresh.modules():
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset) and any(True for _ in module.parameters(recurse=False)):
+                reset()
+    return fresh.eval()
+
+
+def randomisation_test(adapter: ModelAdapter, dataset: MultimodalDataset, estimator: Estimator,
+                       measured: MethodResult, *, layers: Mapping[str, str] | None = None,
+                       pad_id: int | None = None, batch_size: int = 32, limit: int | None = None,
+                       target: str = "pred", device: torch.device | str = "cpu", seed: int = 0,
+                       baseline: Baseline | None = None, progress: bool = False) -> dict[str, Any]:
+    """The model-randomisation test of Adebayo et al. (2018) on modality shares.
+
+    Runs ``estimator`` again on :func:`reinitialised` weights and compares its shares with
+    ``measured`` (the trained model's), over the dataset and per class. ``moved`` is the largest
+    absolute change of a share; the test passes when it reaches :data:`SANITY_MIN_CHANGE`: an
+    estimator whose shares do not move with the weights describes the inputs, not the model.
+
+    Example:
+        >>> out = randomisation_test(adapter, dataset, ShapleyValues(), result.primary)  # doctest: +SKIP
+        >>> out["passed"], round(out["moved"], 2)  # doctest: +SKIP
+        (True, 0.41)
+    """
+    dev = torch.device(device)
+    fresh = reinitialised(adapter, seed)
+    est = copy.deepcopy(estimator)
+    spaces = plan_spaces(fresh, dataset, [est], layers, pad_id, device=dev)
+    outcome = run_audit(fresh, dataset, [est], batch_size=batch_size, limit=limit, target=target, device=dev,
+                        progress=progress, spaces=spaces, baseline=baseline, bootstrap=0, seed=seed)
+    stats = outcome["accumulators"][est.name].compute(dataset.classes)
+    moved = max((abs(stats["shares"][m] - measured.shares.get(m, 0.0)) for m in stats["shares"]), default=0.0)
+    for cls, entry in stats["per_class"].items():
+        before = (measured.per_class.get(cls) or {}).get("shares") or {}
+        for m, v in entry["shares"].items():
+            if m in before:
+                moved = max(moved, abs(v - before[m]))
+    return {"test": "model_randomisation", "method": est.name, "shares_randomised": stats["shares"],
+            "moved": moved, "threshold": SANITY_MIN_CHANGE, "passed": moved >= SANITY_MIN_CHANGE}
 
 
 def plan_spaces(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Sequence[Estimator],

@@ -312,3 +312,92 @@ __all__ = [
     "check_finite", "check_gradients_flow", "check_logits_width", "check_width_follows_classes", "completeness_ratio", "completeness_warning",
     "constant_embedding_warning", "first_nonfinite", "gradient_estimators", "unaudited_inputs",
 ]
+
+
+#: an accuracy within this many points of chance (1 / number of classes) draws a ``near_chance`` warning
+NEAR_CHANCE_MARGIN = 0.05
+
+
+def no_checkpoint_warning(model: Any, spec: Any, checkpoint: Any,
+                          rebuild: Callable[[], Any] | None = None) -> dict[str, Any] | None:
+    """A ``no_checkpoint`` warning when a registry or plug-in model with trainable weights has no checkpoint.
+
+    Such a model keeps the random weights of its constructor, so its shares describe an
+    untrained network. ``hf:`` models (weights from ``save_pretrained``) and models passed in
+    already loaded (not a spec string) are taken to be trained. With ``rebuild`` (a function that
+    builds the model again), the model is built once more under another random seed: a factory
+    whose weights come out identical sets or loads them itself, and draws no warning.
+
+    Example:
+        >>> import torch
+        >>> no_checkpoint_warning(torch.nn.Linear(2, 2), "av-tiny", None)["code"]
+        'no_checkpoint'
+        >>> no_checkpoint_warning(torch.nn.Linear(2, 2), "av-tiny", "run/best.pt") is None
+        True
+    """
+    if checkpoint or not isinstance(spec, str) or spec.startswith("hf:"):
+        return None
+    if not any(p.requires_grad for p in model.parameters()):
+        return None
+    if rebuild is not None and not _weights_follow_seed(model, rebuild):
+        return None
+    return audit_warning(
+        "no_checkpoint",
+        f"{spec} was audited without --checkpoint: its weights are the random initial ones, so the shares describe "
+        "an untrained model; pass --checkpoint run/best.pt (a factory that loads trained weights itself: "
+        "`mmbalance check --allow-untrained`)")
+
+
+def _weights_follow_seed(model: Any, rebuild: Callable[[], Any]) -> bool:
+    """Whether building the model under another seed gives other trainable weights (random initialisation)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(20181008)
+        try:
+            other = rebuild()
+        except (MMBalanceError, RuntimeError, ValueError, TypeError):  # cannot tell: assume the initial weights
+            return True
+    theirs = dict(other.named_parameters())
+    for name, p in model.named_parameters():
+        q = theirs.get(name)
+        if p.requires_grad and (q is None or q.shape != p.shape or not torch.equal(p.detach().cpu(), q.detach().cpu())):
+            return True
+    return False
+
+
+def near_chance_warning(accuracy: float, num_classes: int, n_samples: int,
+                        margin: float = NEAR_CHANCE_MARGIN) -> dict[str, Any] | None:
+    """A ``near_chance`` warning when ``accuracy`` is within ``margin`` of chance (``1 / num_classes``).
+
+    A model that predicts no better than chance has no reliance worth measuring: its shares
+    describe noise.
+
+    Example:
+        >>> near_chance_warning(0.27, 4, 100)["code"]
+        'near_chance'
+        >>> near_chance_warning(0.9, 4, 100) is None
+        True
+    """
+    if num_classes < 2 or n_samples < 1:
+        return None
+    chance = 1.0 / num_classes
+    if accuracy > chance + margin:
+        return None
+    return audit_warning(
+        "near_chance",
+        f"accuracy {accuracy:.1%} is within {margin:.0%} of chance ({chance:.1%} with {num_classes} classes): the "
+        "model decides no better than guessing, so its shares say little; check the checkpoint and the data",
+        value=accuracy, chance=chance)
+
+
+def randomisation_warning(moved: float, threshold: float) -> dict[str, Any]:
+    """The ``sanity`` warning of a failed model-randomisation test (Adebayo et al. 2018).
+
+    Example:
+        >>> randomisation_warning(0.01, 0.05)["code"]
+        'sanity'
+    """
+    return audit_warning(
+        "sanity",
+        f"model-randomisation test failed: with the weights re-initialised the shares moved by only {moved:.1%} "
+        f"(less than {threshold:.0%}), so the estimator reflects the inputs rather than what the model learned",
+        value=moved)

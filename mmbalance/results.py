@@ -29,6 +29,9 @@ from .errors import ResultsError
 from .io import atomic_write_json
 
 SCHEMA = "mmbalance.audit/1"
+#: an audit reads as balanced when its largest share exceeds the equal share 1/M by at most this
+BALANCE_TOLERANCE = 0.10
+VERDICTS = ("balanced", "dominant", "inconclusive")
 
 
 def imbalance_figures(shares: Mapping[str, float]) -> dict[str, float]:
@@ -56,6 +59,89 @@ def imbalance_figures(shares: Mapping[str, float]) -> dict[str, float]:
 def dominant(shares: Mapping[str, float]) -> str | None:
     """The modality with the largest share (``None`` when there are no shares)."""
     return max(shares, key=lambda m: shares[m]) if shares else None
+
+
+def is_balanced(max_share: float, n_modalities: int, tolerance: float = BALANCE_TOLERANCE) -> bool:
+    """Whether the largest share stays within ``tolerance`` of the equal share ``1/M``.
+
+    Example:
+        >>> is_balanced(0.55, 2), is_balanced(0.81, 2)
+        (True, False)
+    """
+    if n_modalities < 2:
+        return True
+    return max_share <= 1.0 / n_modalities + tolerance + 1e-12
+
+
+def clear_dominant(method: "MethodResult") -> str | None:
+    """The modality ``method`` names dominant *beyond its confidence intervals*, else ``None``.
+
+    The top modality is clear when the lower end of its 95% interval lies above the upper end of
+    every other modality's (without intervals: when its share is strictly the largest, by more
+    than 1e-9). A method whose shares tie, or whose intervals overlap, names no one.
+
+    Example:
+        >>> m = MethodResult(name="a", shares={"audio": 0.6, "visual": 0.4},
+        ...                  ci95={"audio": [0.55, 0.65], "visual": [0.35, 0.45]})
+        >>> clear_dominant(m)
+        'audio'
+        >>> clear_dominant(MethodResult(name="b", shares={"audio": 0.52, "visual": 0.48},
+        ...                             ci95={"audio": [0.45, 0.6], "visual": [0.4, 0.55]})) is None
+        True
+    """
+    shares = {m: float(v) for m, v in method.shares.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+    if len(shares) < 2:
+        return None
+    top = max(shares, key=lambda m: shares[m])
+    ci = method.ci95 or {}
+    low_top = ci[top][0] if top in ci else shares[top]
+    for m, v in shares.items():
+        if m == top:
+            continue
+        high = ci[m][1] if m in ci else v
+        if not low_top > high + (0.0 if top in ci and m in ci else 1e-9):
+            return None
+    return top
+
+
+def audit_verdict(methods: Mapping[str, "MethodResult"], primary: str | None,
+                  tolerance: float = BALANCE_TOLERANCE) -> dict[str, Any]:
+    """The headline of an audit: ``balanced``, ``dominant`` or ``inconclusive``, with the why.
+
+    ``inconclusive`` when two estimators of the audit each name a different dominant modality
+    beyond their confidence intervals (:func:`clear_dominant`); otherwise the primary method's
+    shares decide: ``balanced`` when the largest share is within ``tolerance`` of ``1/M``
+    (:func:`is_balanced`), else ``dominant``. Returns ``{"status", "dominant", "max_share",
+    "method", "by_method", "message"}`` (``by_method``: each estimator's clear dominant or ``None``).
+
+    Example:
+        >>> a = MethodResult(name="shapley", shares={"audio": 0.9, "visual": 0.1})
+        >>> b = MethodResult(name="ig", shares={"audio": 0.3, "visual": 0.7})
+        >>> audit_verdict({"shapley": a}, "shapley")["message"]
+        'audio dominates: 90% (shapley)'
+        >>> audit_verdict({"shapley": a, "ig": b}, "shapley")["status"]
+        'inconclusive'
+    """
+    if not methods:
+        return {"status": "inconclusive", "dominant": None, "max_share": None, "method": None, "by_method": {},
+                "message": "no shares measured"}
+    name = primary if primary is not None and primary in methods else next(iter(methods))
+    shares = methods[name].shares
+    top = dominant(shares)
+    max_share = float(shares[top]) if top is not None else 0.0
+    by_method = {n: clear_dominant(m) for n, m in methods.items()}
+    named = {n: d for n, d in by_method.items() if d is not None}
+    if len(set(named.values())) > 1:
+        said = ", ".join(f"{n} says {d}" for n, d in named.items())
+        return {"status": "inconclusive", "dominant": None, "max_share": max_share, "method": name,
+                "by_method": by_method,
+                "message": f"inconclusive: the estimators disagree beyond their intervals ({said})"}
+    if top is None or is_balanced(max_share, len(shares), tolerance):
+        message = f"balanced: the largest share is {top} with {max_share:.0%} ({name})" if top else "no shares"
+        return {"status": "balanced", "dominant": None, "max_share": max_share, "method": name,
+                "by_method": by_method, "message": message}
+    return {"status": "dominant", "dominant": top, "max_share": max_share, "method": name, "by_method": by_method,
+            "message": f"{top} dominates: {max_share:.0%} ({name})"}
 
 
 @dataclass(frozen=True)
@@ -144,6 +230,18 @@ class AuditResult:
         """``max_share``, ``share_variance`` and ``entropy`` of the primary shares."""
         return imbalance_figures(self.shares)
 
+    @property
+    def verdict(self) -> dict[str, Any]:
+        """``balanced``, ``dominant`` or ``inconclusive`` and why (see :func:`audit_verdict`).
+
+        Derived from the methods, so audits written before the field existed get one too.
+        """
+        return audit_verdict(self.methods, self.primary_method)
+
+    def warning_codes(self) -> list[str]:
+        """The ``code`` of every warning of the audit."""
+        return [str(w.get("code")) for w in self.warnings if isinstance(w, Mapping)]
+
     # -- serialization -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The "mmbalance.audit/1" document as a dict."""
@@ -155,6 +253,7 @@ class AuditResult:
             d[f.name] = value
         d["dominant_modality"] = self.dominant_modality
         d["imbalance"] = self.imbalance
+        d["verdict"] = self.verdict
         return _clean(d)
 
     def to_json(self) -> str:

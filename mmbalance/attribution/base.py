@@ -137,6 +137,34 @@ def l1_scores(maps: Mapping[str, Tensor], modalities: tuple[str, ...]) -> Tensor
     return torch.stack([maps[m].detach().abs().flatten(1).sum(1) for m in modalities], dim=1)
 
 
+#: how a gradient estimator pools a modality's attribution map into one score
+POOLS = ("l1", "signed")
+
+
+def check_pool(pool: str) -> str:
+    """``pool`` if it is one of :data:`POOLS`, else a :class:`UsageError`."""
+    if pool not in POOLS:
+        raise UsageError(f"unknown --pool {pool!r}", hint="use --pool l1 or --pool signed")
+    return pool
+
+
+def pooled_scores(maps: Mapping[str, Tensor], modalities: tuple[str, ...], pool: str = "l1") -> Tensor:
+    """Per-sample modality scores ``(B, M)``: the L1 mass (``l1``) or the plain sum (``signed``) of each map.
+
+    The signed sums of Integrated Gradients add up to ``F(x) - F(baseline)`` (completeness), so a
+    modality whose element attributions cancel scores near zero; the L1 mass counts every element's
+    magnitude and grows with the number of input elements.
+
+    Example:
+        >>> maps = {"a": torch.tensor([[3.0, -3.0]]), "b": torch.tensor([[1.0, 0.0]])}
+        >>> pooled_scores(maps, ("a", "b"), "l1").tolist(), pooled_scores(maps, ("a", "b"), "signed").tolist()
+        ([[6.0, 1.0]], [[0.0, 1.0]])
+    """
+    if check_pool(pool) == "l1":
+        return l1_scores(maps, modalities)
+    return torch.stack([maps[m].detach().flatten(1).sum(1) for m in modalities], dim=1)
+
+
 def target_logit(logits: Tensor, target: Tensor) -> Tensor:
     """``logits[i, target[i]]`` for every row; ``target`` is repeated when ``logits`` stacks copies.
 

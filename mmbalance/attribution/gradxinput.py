@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import Attribution, Estimator, ForwardFn, l1_scores, register_estimator, target_logit
+from .base import Attribution, Estimator, ForwardFn, check_pool, pooled_scores, register_estimator, target_logit
 from .baselines import Baseline
 
 
@@ -30,13 +30,15 @@ class GradientXInput(Estimator):
 
     name = "gradxinput"
 
-    def __init__(self, *, baseline: str | Baseline = "zero", keep_maps: bool = False, level: str = "input") -> None:
+    def __init__(self, *, baseline: str | Baseline = "zero", keep_maps: bool = False, level: str = "input",
+                 pool: str = "l1") -> None:
         self.baseline = Baseline.coerce(baseline)
+        self.pool = check_pool(pool)
         self.keep_maps = keep_maps
         self.level = level
 
     def params(self) -> dict[str, Any]:
-        return self.baseline.params()
+        return {**self.baseline.params(), **({"pool": self.pool} if self.pool != "l1" else {})}
 
     def _attribute(self, forward: ForwardFn, inputs: dict[str, Tensor], target: Tensor, *,
                    labels: Tensor | None, baselines: dict[str, Tensor] | None) -> Attribution:
@@ -49,5 +51,5 @@ class GradientXInput(Estimator):
                      if out.requires_grad else [None] * len(modalities))
         maps = {m: (inputs[m].detach() - baselines[m]) * (g if g is not None else torch.zeros_like(inputs[m]))
                 for m, g in zip(modalities, grads)}
-        return Attribution(modalities, l1_scores(maps, modalities),
+        return Attribution(modalities, pooled_scores(maps, modalities, self.pool),
                            maps={m: v.detach() for m, v in maps.items()} if self.keep_maps else None)

@@ -48,7 +48,7 @@ from torch import Tensor, nn
 from ..errors import EstimatorError, MMBalanceWarning, UsageError
 from ..precision import DEFAULT_PRECISION, check_precision, forward_autocast, precision_scope
 from . import _chunking, _folding, _stems
-from .base import Attribution, Estimator, ForwardFn, l1_scores, register_estimator, target_logit
+from .base import Attribution, Estimator, ForwardFn, check_pool, pooled_scores, register_estimator, target_logit
 from .baselines import BASELINES, Baseline  # noqa: F401  (BASELINES re-exported)
 from .rows import select_rows
 
@@ -202,6 +202,9 @@ class IntegratedGradients(Estimator):
         keep_maps: keep full attribution maps in the output (tests, plots).
         precision: ``fp32`` (default), ``tf32`` (CUDA) or ``bf16`` (the model's forward and backward
             under bfloat16 autocast, gradient sums in fp32), see :mod:`mmbalance.precision`.
+        pool: a modality's score from its map: ``l1`` (sum of magnitudes, the default; grows with the
+            number of input elements and counts contributions that cancel) or ``signed`` (plain sum; by
+            completeness the modalities' sums add up to ``F(x) - F(x')``).
 
     Reports the per-sample completeness error ``|sum(IG) - (F(x) - F(x'))|`` (absolute and
     relative to ``|F(x) - F(x')|``) and ``output_change`` = ``|F(x) - F(x')|`` in ``extra``, and with
@@ -218,7 +221,8 @@ class IntegratedGradients(Estimator):
     def __init__(self, steps: int = 32, *, method: str = "gausslegendre", baseline: str | Baseline = "zero",
                  tolerance: float | None = None, internal_batch_size: int | None = None,
                  memory_budget_mb: float = 512.0, factor_stems: bool = True, fold_norms: bool = True,
-                 keep_maps: bool = False, level: str = "input", precision: str = DEFAULT_PRECISION) -> None:
+                 keep_maps: bool = False, level: str = "input", precision: str = DEFAULT_PRECISION,
+                 pool: str = "l1") -> None:
         if steps < 1:
             raise UsageError(f"--steps must be at least 1, got {steps}")
         if internal_batch_size is not None and internal_batch_size < 1:
@@ -241,6 +245,7 @@ class IntegratedGradients(Estimator):
         self.keep_maps = keep_maps
         self.level = level
         self.precision = check_precision(precision)
+        self.pool = check_pool(pool)
         self._stem_cache: dict[tuple[Any, ...], tuple[Any, _stems.Stems]] = {}
         self._fold_cache: dict[tuple[Any, ...], tuple[Any, _folding.Folds]] = {}
         # on a device: measured bytes per interpolated sample, and the most rows that fit after an OOM
@@ -254,6 +259,8 @@ class IntegratedGradients(Estimator):
             out["tolerance"] = self.tolerance
         if self.precision != DEFAULT_PRECISION:
             out["precision"] = self.precision
+        if self.pool != "l1":
+            out["pool"] = self.pool
         return out
 
     def baselines(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -361,7 +368,7 @@ class IntegratedGradients(Estimator):
         extra["completeness_error"] = error.detach()
         extra["relative_completeness_error"] = (error / delta_f.abs().clamp_min(1e-12)).detach()
         extra["output_change"] = delta_f.abs().detach()  # |F(x) - F(baseline)|: the scale of the error
-        return Attribution(modalities=modalities, scores=l1_scores(maps, modalities), extra=extra,
+        return Attribution(modalities=modalities, scores=pooled_scores(maps, modalities, self.pool), extra=extra,
                            maps={m: v.detach() for m, v in maps.items()} if self.keep_maps else None)
 
     def _integrate(self, walk: _Walk, target: Tensor, alphas: list[float], weights: list[float],

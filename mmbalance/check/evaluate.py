@@ -380,6 +380,37 @@ def _integrity(audit: AuditResult) -> list[Outcome]:
     return outcomes
 
 
+def _trust(audit: AuditResult, *, require_agreement: bool, allow_untrained: bool) -> list[Outcome]:
+    """Outcomes on whether the audit's headline can be trusted at all, whatever the rules.
+
+    ``estimator_agreement``: the audit's estimators name different dominant modalities beyond
+    their intervals (verdict ``inconclusive``): a WARN, a FAIL with ``require_agreement`` (listed as
+    PASS then when they agree). ``trained_model``: the audit ran on a model's initial weights
+    (warning ``no_checkpoint``): a FAIL unless ``allow_untrained``.
+    """
+    outcomes = []
+    verdict = audit.verdict
+    level = "fail" if require_agreement else "warn"
+    desc = "the estimators name the same dominant modality"
+    if verdict["status"] == "inconclusive" and len(audit.methods) > 1:
+        outcomes.append(Outcome(
+            rule="estimator_agreement", name="estimator_agreement", description=desc, measured=None, limit=0.0,
+            level=level, verdict=Verdict.FAIL if require_agreement else Verdict.WARN,
+            message=f"{verdict['message']}; the shares of any one estimator cannot be trusted alone: see "
+                    "docs/estimators.md for what each measures"))
+    elif require_agreement:
+        outcomes.append(Outcome(rule="estimator_agreement", name="estimator_agreement", description=desc,
+                                measured=None, limit=0.0, level=level, verdict=Verdict.PASS,
+                                message=f"the estimators agree ({verdict['message']})"))
+    if "no_checkpoint" in audit.warning_codes() and not allow_untrained:
+        outcomes.append(Outcome(
+            rule="trained_model", name="trained_model", description="the audited model was loaded from a checkpoint",
+            measured=None, limit=0.0, level="fail", verdict=Verdict.FAIL,
+            message="the audit ran on the model's random initial weights (no --checkpoint): pass the trained "
+                    "checkpoint, or --allow-untrained if the model loads its weights itself"))
+    return outcomes
+
+
 def check(
     audit: AuditResult,
     rules: Sequence[Rule],
@@ -387,6 +418,8 @@ def check(
     baseline: AuditResult | None = None,
     method: str | None = None,
     per_class: bool = False,
+    require_agreement: bool = False,
+    allow_untrained: bool = False,
 ) -> CheckReport:
     """Judge ``audit`` by ``rules``; one :class:`Outcome` per rule, in order.
 
@@ -395,6 +428,10 @@ def check(
     for one modality replaces the all-modality rule of the same name for that modality.
     ``max_share_increase`` needs ``baseline``. User mistakes (a modality the audit lacks,
     a missing estimator or baseline) raise :class:`~mmbalance.errors.UsageError`.
+
+    Whatever the rules, an audit whose estimators disagree (verdict ``inconclusive``) gets a WARN
+    (a FAIL with ``require_agreement``), and one run without a checkpoint (warning ``no_checkpoint``)
+    a FAIL unless ``allow_untrained``.
 
     Example:
         >>> report = check(audit, [Rule("min_share", 0.25, modality="visual")])  # doctest: +SKIP
@@ -406,7 +443,8 @@ def check(
         raise UsageError("no check rules given", hint="pass e.g. --max-share 0.7, or --policy mmbalance.toml")
     method_name = method or _default_method(audit)
     _validate(rules, audit, baseline, method_name)
-    outcomes = _integrity(audit)
+    outcomes = _integrity(audit) + _trust(audit, require_agreement=require_agreement,
+                                          allow_untrained=allow_untrained)
     for rule in rules:
         targets = _targets(rule, rules, audit.modalities)
         excluded = [m for m in audit.modalities if m not in targets] if rule.modality is None else []

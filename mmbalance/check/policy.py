@@ -48,6 +48,8 @@ SETTINGS = {
     "per_class": "a boolean (true or false)",
     "level": "\"warn\" or \"fail\"",
     "baseline": "a string (the path of a baseline audit JSON)",
+    "require_agreement": "a boolean (true or false)",
+    "allow_untrained": "a boolean (true or false)",
 }
 POLICY_KEYS = (*SETTINGS, *RULES)
 
@@ -65,6 +67,8 @@ class Policy:
     per_class: bool = False
     baseline: Path | None = None
     source: str | None = None
+    require_agreement: bool = False
+    allow_untrained: bool = False
 
 
 def load_policy(path: str | os.PathLike[str]) -> Policy:
@@ -135,6 +139,11 @@ def parse_policy(table: Mapping[str, Any], *, source: str = "policy",
     per_class = table.get("per_class", False)
     if not isinstance(per_class, bool):
         raise bad("per_class", SETTINGS["per_class"], per_class)
+    flags = {}
+    for key in ("require_agreement", "allow_untrained"):
+        flags[key] = table.get(key, False)
+        if not isinstance(flags[key], bool):
+            raise bad(key, SETTINGS[key], flags[key])
     level = table.get("level", "fail")
     if level not in LEVELS:
         raise bad("level", SETTINGS["level"], level)
@@ -151,7 +160,8 @@ def parse_policy(table: Mapping[str, Any], *, source: str = "policy",
     for key, value in table.items():
         if key in RULES:
             rules.extend(_rules_for(key, value, level, source))
-    return Policy(rules=tuple(rules), method=method, per_class=per_class, baseline=baseline_path, source=source)
+    return Policy(rules=tuple(rules), method=method, per_class=per_class, baseline=baseline_path, source=source,
+                  **flags)
 
 
 def _type_name(value: Any) -> str:

@@ -22,6 +22,8 @@ def audit_table(result: AuditResult) -> Table:
     for name, method in result.methods.items():
         table.add_column(f"{name} ({method.level})", justify="right")
     dom = result.dominant_modality
+    if result.verdict["status"] == "inconclusive":
+        dom = None  # no modality is called dominant when the estimators disagree
     for mod in result.modalities:
         cells = []
         for method in result.methods.values():
@@ -34,7 +36,9 @@ def audit_table(result: AuditResult) -> Table:
         name = f"{mod} ← dominant" if mod == dom and len(result.modalities) > 1 else mod
         table.add_row(name, *cells)
     imb = result.imbalance
-    table.caption = (f"accuracy {result.accuracy:.1%} · dominant {dom} · max share {imb['max_share']:.1%} · "
+    verdict = result.verdict
+    table.caption = (f"verdict: {verdict['message']}\n"
+                     f"accuracy {result.accuracy:.1%} · dominant {dom} · max share {imb['max_share']:.1%} · "
                      f"share variance {imb['share_variance']:.4f} · entropy {imb['entropy']:.3f}")
     table.caption_justify = "left"
     return table

@@ -52,6 +52,10 @@ def audit_command(
     tolerance: Annotated[Optional[float], typer.Option(
         "--tolerance", help="Adaptive IG steps: refine a sample until its completeness error is below this "
         "fraction of |f(x) - f(baseline)|, e.g. 0.01.")] = None,
+    pool: Annotated[str, typer.Option("--pool", help="How ig and gradxinput pool a modality's map: l1 (sum of "
+                                      "magnitudes) or signed (plain sum, adds up to f(x) - f(baseline)).")] = "l1",
+    sanity: Annotated[bool, typer.Option("--sanity", help="Model-randomisation test: audit re-initialised "
+                                         "weights too; the shares must move.")] = False,
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="Shuffles per modality for the "
                                          "permutation estimator.")] = 5,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap replicates for 95% intervals "
@@ -78,11 +82,11 @@ def audit_command(
     *,
     decoding: dict[str, Any],
 ) -> None:
-    """Measure each modality's share of the model's decisions (Integrated Gradients and ablation by default).
+    """Measure each modality's share of the model's decisions (Shapley values of modality removal and ablation by default).
 
     Example: [bold]mmbalance audit --model av-tiny --checkpoint run/best.pt --data synthetic:av-dominance --out audit.json[/]
 
-    More estimators: [bold]--method ig,ablation,shapley,permutation,branch --per-sample samples.csv[/]
+    More estimators: [bold]--method shapley,ablation,ig,permutation,branch --per-sample samples.csv[/]
 
     Hugging Face: [bold]mmbalance audit --model hf:runs/vilt --data vqa.pt[/] (token ids at their embedding,
     masks passed through).
@@ -100,7 +104,7 @@ def audit_command(
         level=level, baseline=baseline, quadrature=quadrature, tolerance=tolerance,
         embedding_layers=embedding_layer, repeats=repeats, bootstrap=bootstrap,
         per_sample=str(per_sample) if per_sample is not None else None, seed=seed, deterministic=deterministic,
-        precision=precision, pass_through=pass_through, call=call, pad_id=pad_id,
+        precision=precision, pass_through=pass_through, call=call, pad_id=pad_id, pool=pool, sanity=sanity,
     )
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun, rank 0 writes and prints

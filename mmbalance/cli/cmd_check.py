@@ -97,6 +97,12 @@ def check_command(
     method: Annotated[Optional[str], typer.Option(
         "--method", help="Estimator whose shares are judged (default: the audit's primary method).",
         rich_help_panel=_RULES_PANEL)] = None,
+    require_agreement: Annotated[bool, typer.Option(
+        "--require-agreement", help="Fail (not only warn) when the audit's estimators name different dominant "
+        "modalities (verdict inconclusive).", rich_help_panel=_RULES_PANEL)] = False,
+    allow_untrained: Annotated[bool, typer.Option(
+        "--allow-untrained", help="Accept an audit run without --checkpoint (a model that loads its own weights).",
+        rich_help_panel=_RULES_PANEL)] = False,
     per_class: Annotated[Optional[bool], typer.Option(
         "--per-class/--no-per-class", help="Share rules must also hold in every class.",
         rich_help_panel=_RULES_PANEL, show_default=False)] = None,
@@ -168,7 +174,9 @@ def check_command(
                              "not with --audit FILE")
         result = AuditResult.load(audit_file, finite=False)  # missing/NaN figures fail the check
     elif model is not None and data is not None:
-        methods = [judged_method or "ig"]
+        from ..audit import DEFAULT_METHODS
+
+        methods = [judged_method] if judged_method else list(DEFAULT_METHODS)
         if any(r.name.startswith("min_ablation") for r in rules) and ABLATION not in methods:
             methods.append(ABLATION)
         if any(r.name == "max_completeness_error" for r in rules) and "ig" not in methods:
@@ -190,7 +198,9 @@ def check_command(
         raise UsageError("nothing to check", hint="pass --audit audit.json, or --model and --data to run the audit")
 
     report = check(result, rules, baseline=base, method=judged_method,
-                   per_class=per_class if per_class is not None else policy.per_class)
+                   per_class=per_class if per_class is not None else policy.per_class,
+                   require_agreement=require_agreement or policy.require_agreement,
+                   allow_untrained=allow_untrained or policy.allow_untrained)
     _emit(report, junit=junit, as_json=as_json, quiet=quiet)
     if not report.passed:
         raise typer.Exit(EXIT_CHECK_FAILED)

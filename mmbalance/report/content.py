@@ -106,6 +106,11 @@ class ReportDocument:
     footer: str
     summary: Summary
 
+    @property
+    def status(self) -> str:
+        """``balanced``, ``dominant`` or ``inconclusive`` (the headline audit's verdict)."""
+        return self.summary.status or ("balanced" if self.balanced else "dominant")
+
     def plots(self) -> list[Plot]:
         """Every plot in document order."""
         blocks = list(self.summary_blocks) + [b for s in self.sections for b in s.blocks]

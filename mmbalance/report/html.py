@@ -42,6 +42,7 @@ section { background: var(--card); border: 1px solid var(--line); border-radius:
            padding: 12px 16px; border-radius: 8px; border-left: 6px solid; }
 .verdict.dominated { background: var(--bad-bg); border-color: var(--bad); color: #7a1712; }
 .verdict.balanced { background: var(--good-bg); border-color: var(--good); color: #0f5323; }
+.verdict.inconclusive { background: #fff4d6; border-color: #b7791f; color: #5c3d00; }
 .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(160px, 1fr)); gap: 10px; }
 .card { border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; }
 .card .label { font-size: 0.78rem; text-transform: uppercase; letter-spacing: 0.04em; color: var(--muted); }
@@ -90,7 +91,7 @@ def render_html(doc: ReportDocument, images: Mapping[str, tuple[str, bytes]]) ->
         >>> html_text = render_html(doc, {p.key: ("image/png", b"...") for p in doc.plots()})  # doctest: +SKIP
     """
     e = _esc
-    state = "balanced" if doc.balanced else "dominated"
+    state = "inconclusive" if doc.status == "inconclusive" else ("balanced" if doc.balanced else "dominated")
     parts = [
         "<!doctype html>",
         '<html lang="en">',

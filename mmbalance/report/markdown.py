@@ -39,7 +39,7 @@ def render_markdown(doc: ReportDocument, image_files: Mapping[str, str]) -> str:
         >>> md = render_markdown(doc, {p.key: f"{p.key}.png" for p in doc.plots()})  # doctest: +SKIP
     """
     lines = [f"# {escape(doc.title)}", "", f"_{escape(doc.subtitle)}_", ""]
-    mark = "✅" if doc.balanced else "⚠️"
+    mark = "❓" if doc.status == "inconclusive" else ("✅" if doc.balanced else "⚠️")
     lines += [f"> {mark} **{escape(doc.verdict)}**", ""]
     lines += _table(Table([c.label for c in doc.cards], [[c.value for c in doc.cards]],
                           [True] * len(doc.cards)))

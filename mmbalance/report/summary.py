@@ -4,7 +4,10 @@ This is the "judge" step between measuring (the audit) and rendering (HTML, Mark
 a pure function from an :class:`~mmbalance.results.AuditResult` to a :class:`Summary`.
 
 An audit reads as *balanced* when the largest share exceeds the equal share ``1/M``
-by at most ``tolerance`` (default 0.10: up to 60% with two modalities, 43% with three).
+by at most ``tolerance`` (default 0.10: up to 60% with two modalities, 43% with three), and
+as *inconclusive* when its estimators name different dominant modalities beyond their
+confidence intervals (:func:`mmbalance.results.audit_verdict`); an inconclusive audit is
+never shown as balanced.
 
 Example:
     >>> from mmbalance.results import AuditResult, MethodResult
@@ -20,9 +23,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..results import AuditResult
+from ..results import BALANCE_TOLERANCE, AuditResult, audit_verdict, is_balanced
 
-BALANCE_TOLERANCE = 0.10
+__all__ = ["BALANCE_TOLERANCE", "Summary", "is_balanced", "summarize", "verdict_text"]
 
 
 @dataclass(frozen=True)
@@ -38,22 +41,11 @@ class Summary:
     share_variance: float
     entropy: float
     n_samples: int
+    status: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return asdict(self)
-
-
-def is_balanced(max_share: float, n_modalities: int, tolerance: float = BALANCE_TOLERANCE) -> bool:
-    """Whether the largest share stays within ``tolerance`` of the equal share ``1/M``.
-
-    Example:
-        >>> is_balanced(0.55, 2), is_balanced(0.81, 2)
-        (True, False)
-    """
-    if n_modalities < 2:
-        return True
-    return max_share <= 1.0 / n_modalities + tolerance + 1e-12
 
 
 def verdict_text(shares: dict[str, float], tolerance: float = BALANCE_TOLERANCE) -> str:
@@ -80,14 +72,17 @@ def summarize(audit: AuditResult, *, tolerance: float = BALANCE_TOLERANCE) -> Su
     """
     shares = audit.shares
     imb = audit.imbalance
+    verdict = audit_verdict(audit.methods, audit.primary_method, tolerance)
+    inconclusive = verdict["status"] == "inconclusive" and bool(shares)
     return Summary(
         method=audit.primary.name if audit.methods else "",
         dominant=audit.dominant_modality,
-        balanced=is_balanced(imb["max_share"], len(shares), tolerance) if shares else True,
-        verdict=verdict_text(shares, tolerance),
+        balanced=(is_balanced(imb["max_share"], len(shares), tolerance) if shares else True) and not inconclusive,
+        verdict=verdict["message"] if inconclusive else verdict_text(shares, tolerance),
         accuracy=float(audit.accuracy),
         max_share=float(imb["max_share"]),
         share_variance=float(imb["share_variance"]),
         entropy=float(imb["entropy"]),
         n_samples=int(audit.n_samples),
+        status=verdict["status"],
     )
