@@ -47,13 +47,10 @@ from .models.binding import fit_to_model, split_pass_through
 from .progress import progress_bar
 from .precision import DEFAULT_PRECISION, check_precision
 from .reproducibility import deterministic_mode
-from .results import AuditResult, MethodResult
+from .results import DEFAULT_METHODS, AuditResult, MethodResult
 
 TARGETS = ("pred", "label")
 LEVELS = ("input", "embedding")
-#: what ``mmbalance audit`` runs without ``--method``: exact Shapley values of modality removal (primary)
-#: and modality ablation; both read what the model's output does without each modality
-DEFAULT_METHODS = ("shapley", "ablation")
 DEFAULT_BOOTSTRAP = 200
 #: ``--sanity``: the shares of the re-initialised model must move by at least this much
 SANITY_MIN_CHANGE = 0.05

@@ -32,6 +32,9 @@ SCHEMA = "mmbalance.audit/1"
 #: an audit reads as balanced when its largest share exceeds the equal share 1/M by at most this
 BALANCE_TOLERANCE = 0.10
 VERDICTS = ("balanced", "dominant", "inconclusive")
+#: what ``mmbalance audit`` runs without ``--method``: exact Shapley values of modality removal (primary)
+#: and modality ablation; both read what the model's output does without each modality (docs/estimators.md)
+DEFAULT_METHODS = ("shapley", "ablation")
 
 
 def imbalance_figures(shares: Mapping[str, float]) -> dict[str, float]:
@@ -126,7 +129,7 @@ def audit_verdict(methods: Mapping[str, "MethodResult"], primary: str | None,
         return {"status": "inconclusive", "dominant": None, "max_share": None, "method": None, "by_method": {},
                 "message": "no shares measured"}
     name = primary if primary is not None and primary in methods else next(iter(methods))
-    shares = methods[name].shares
+    shares = {m: float(v) for m, v in methods[name].shares.items() if _is_number(v)}  # a NaN share names no one
     top = dominant(shares)
     max_share = float(shares[top]) if top is not None else 0.0
     by_method = {n: clear_dominant(m) for n, m in methods.items()}

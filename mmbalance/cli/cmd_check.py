@@ -20,7 +20,7 @@ from ..check import (CheckReport, Policy, append_step_summary, check, load_polic
 from ..check.rules import ABLATION, Verdict
 from ..errors import MMBalanceError, UsageError
 from ..io import check_output_file
-from ..results import AuditResult
+from ..results import DEFAULT_METHODS, AuditResult
 from ._options import (BatchSizeOpt, CallOpt, CheckpointOpt, DataOpt, DeviceOpt, ModalitiesOpt, ModelArgOpt,
                        ModelOpt, OutputOpt, PadIdOpt, PassThroughOpt, QuietOpt, SplitOpt, TrustOpt, parse_output,
                        split_list)
@@ -174,8 +174,6 @@ def check_command(
                              "not with --audit FILE")
         result = AuditResult.load(audit_file, finite=False)  # missing/NaN figures fail the check
     elif model is not None and data is not None:
-        from ..audit import DEFAULT_METHODS
-
         methods = [judged_method] if judged_method else list(DEFAULT_METHODS)
         if any(r.name.startswith("min_ablation") for r in rules) and ABLATION not in methods:
             methods.append(ABLATION)

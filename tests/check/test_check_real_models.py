@@ -40,7 +40,7 @@ def test_check_runs_the_audit_with_pass_through_call_and_pad_id(tokens, tmp_path
     doc = json.loads(saved.read_text())
     assert doc["modalities"] == ["text", "tabular"]  # the mask is passed through, never judged
     assert doc["extra"]["pass_through"] == ["attention_mask"] and doc["extra"]["call"] == "dict"
-    assert doc["methods"]["ig"]["params"]["token_ids"] == {"text": {"layer": "emb", "pad_id": 3}}
+    assert doc["methods"]["shapley"]["params"]["token_ids"] == {"text": {"layer": "emb", "pad_id": 3}}
 
 
 def test_without_the_options_the_same_model_is_one_clear_line(tokens):

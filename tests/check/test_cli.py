@@ -220,19 +220,26 @@ def test_runs_the_audit_with_model_and_data(cli: Invoke, make_audit: Callable[..
     assert kwargs["checkpoint"] == "best.pt" and kwargs["split"] == "test" and kwargs["steps"] == 4
     assert kwargs["limit"] == 8 and kwargs["batch_size"] == 4 and kwargs["device"] == "cpu"
     assert kwargs["modalities"] == ["audio", "visual"] and kwargs["output"] == "logits"
-    assert kwargs["methods"] == ["ig", "ablation"] and kwargs["progress"] is False
+    assert kwargs["methods"] == ["shapley", "ablation"] and kwargs["progress"] is False
     assert AuditResult.load(saved).model == "av-tiny"
 
 
 def test_runs_the_real_audit(cli: Invoke, tmp_path: Path) -> None:
     pytest.importorskip("mmbalance.audit", exc_type=ImportError, reason="mmbalance.audit is not importable yet")
     saved = tmp_path / "audit.json"
-    result = cli("check", "--model", "av-tiny", "--data", "synthetic:av-dominance", "--limit", "16",
-                 "--steps", "2", "--batch-size", "8", "--device", "cpu", "--max-share", "1.0",
-                 "--save-audit", str(saved), "--json")
+    args = ("check", "--model", "av-tiny", "--data", "synthetic:av-dominance", "--limit", "16",
+            "--steps", "2", "--batch-size", "8", "--device", "cpu", "--max-share", "1.0",
+            "--save-audit", str(saved), "--json")
+    # no --checkpoint: the one-step check audits random initial weights, and fails for that alone
+    result = cli(*args)
+    assert result.exit_code == 1, result.output
+    verdict = json.loads(result.stdout)
+    assert [o["rule"] for o in verdict["outcomes"] if o["verdict"] == "FAIL"] == ["trained_model"]
+    assert "no_checkpoint" in AuditResult.load(saved).warning_codes()
+    result = cli(*args, "--allow-untrained")
     assert result.exit_code == 0, result.output
     verdict = json.loads(result.stdout)
-    assert verdict["outcomes"][0]["rule"] == "max_share" and verdict["audit"]["model"] == "av-tiny"
+    assert verdict["outcomes"][-1]["rule"] == "max_share" and verdict["audit"]["model"] == "av-tiny"
     assert AuditResult.load(saved).modalities
 
 

@@ -150,7 +150,7 @@ def test_absurd_sample_count_in_a_synthetic_source():
 @pytest.mark.parametrize("command", ["report", "compare"])
 @pytest.mark.parametrize(("case", "words"), [
     ("digits", ["not an mmbalance audit", "4300 digits"]),
-    ("share", ["methods.ig.shares.audio must be a finite number", '"x"']),
+    ("share", ["methods.shapley.shares.audio must be a finite number", '"x"']),
     ("accuracy", ["accuracy must be a finite number, got null"]),
 ])
 def test_bad_numbers_in_an_audit_json(files, tmp_path, command, case, words):
@@ -161,7 +161,7 @@ def test_bad_numbers_in_an_audit_json(files, tmp_path, command, case, words):
         bad_text = text.replace('"n_samples": 12', '"n_samples": ' + "9" * 5000)
         assert bad_text != text
     elif case == "share":
-        doc["methods"]["ig"]["shares"]["audio"] = "x"
+        doc["methods"]["shapley"]["shares"]["audio"] = "x"
         bad_text = json.dumps(doc)
     else:
         doc["accuracy"] = None

@@ -54,9 +54,11 @@ def test_audit_writes_the_documented_json(setup):
     assert doc["schema"] == "mmbalance.audit/1"
     assert doc["model"] == "av-tiny" and doc["checkpoint"] == str(ckpt) and doc["n_samples"] == 12
     assert doc["modalities"] == ["audio", "visual"]
-    shares = doc["methods"]["ig"]["shares"]
+    assert doc["primary_method"] == "shapley" and list(doc["methods"]) == ["shapley", "ablation"]
+    shares = doc["methods"]["shapley"]["shares"]
     assert abs(sum(shares.values()) - 1) < 1e-9
-    assert set(doc["methods"]["ig"]["per_class"]) == {"c0", "c1", "c2"}
+    assert set(doc["methods"]["shapley"]["per_class"]) == {"c0", "c1", "c2"}
+    assert doc["verdict"]["status"] in ("balanced", "dominant", "inconclusive")
     assert doc["dominant_modality"] == max(shares, key=shares.get)
     assert doc["imbalance"]["max_share"] == pytest.approx(max(shares.values()))
     assert 0 <= doc["accuracy"] <= 1
@@ -200,8 +202,8 @@ def test_ignored_modality_gets_share_zero(tmp_path):
                        "--quiet")
     assert result.exit_code == 0, text
     doc = json.loads(out.read_text())
-    assert doc["methods"]["ig"]["shares"]["visual"] == 0.0
-    assert doc["methods"]["ig"]["shares"]["audio"] == 1.0
+    assert doc["methods"]["shapley"]["shares"]["visual"] == 0.0
+    assert doc["methods"]["shapley"]["shares"]["audio"] == 1.0
 
 
 def test_ogm_ge_style_tuple_output_with_output_index(tmp_path):

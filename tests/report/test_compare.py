@@ -55,8 +55,12 @@ def test_different_methods_and_modalities_are_noted():
 
 def test_verdicts():
     assert summarize(make_audit(0.81)).verdict == "audio dominates: 81% of the attribution"
+    s = summarize(make_audit(0.45, ablation_audio=None))
+    assert s.balanced and s.verdict.startswith("balanced") and s.dominant == "visual" and s.status == "balanced"
+    # IG says visual 55% [52%, 57%], ablation audio 74% [71%, 76%]: the README case is inconclusive, never green
     s = summarize(make_audit(0.45))
-    assert s.balanced and s.verdict.startswith("balanced") and s.dominant == "visual"
+    assert not s.balanced and s.status == "inconclusive" and s.verdict.startswith("inconclusive")
+    assert "ig says visual" in s.verdict and "ablation says audio" in s.verdict
 
 
 def test_audit_without_methods_is_refused(before, tmp_path):
