@@ -29,6 +29,7 @@ from .attribution.agreement import AgreementAccumulator
 from .attribution.base import Estimator, check_pool, get_estimator_class
 from .attribution.baselines import BASELINES, Baseline, MeanAccumulator
 from .attribution.hooks import EmbeddingView, parse_embedding_layers
+from .attribution.integrated_gradients import resolve_quadrature
 from .attribution.levels import LevelSpace, plan_space
 from .attribution.per_sample import PerSampleWriter, batch_columns, per_sample_format
 from .attribution.shares import ExtraAccumulator, poisson_weights
@@ -200,6 +201,7 @@ def audit(
         check_int(flag, value, low, MAX_STEPS)
     check_precision(precision)
     check_pool(pool)
+    resolve_quadrature(quadrature)  # a misspelt rule is refused even when no estimator uses it
     if pool != "l1" and (estimators is not None or not any(m in ("ig", "gradxinput") for m in methods)):
         raise UsageError(f"--pool {pool} applies to the gradient estimators (ig, gradxinput)",
                          hint="add ig to --method, or drop --pool")

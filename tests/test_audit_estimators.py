@@ -27,8 +27,15 @@ def quick(**kw):
     return audit(kw.pop("model", "av-tiny"), kw.pop("data", tiny_dataset()), **kw)
 
 
-def test_default_audit_has_ig_primary_ablation_intervals_and_agreement():
+def test_default_audit_is_shapley_then_ablation():
     r = quick()
+    assert list(r.methods) == ["shapley", "ablation"] and r.primary_method == "shapley"
+    assert r.extra["agreement"]["dominant"]["shapley"] == r.dominant_modality
+    assert json.loads(r.to_json())["verdict"] == r.verdict
+
+
+def test_ig_primary_ablation_intervals_and_agreement():
+    r = quick(methods=["ig", "ablation"])
     assert list(r.methods) == ["ig", "ablation"] and r.primary_method == "ig"
     ig, ab = r.methods["ig"], r.methods["ablation"]
     assert abs(sum(ig.shares.values()) - 1) < 1e-9
@@ -156,7 +163,7 @@ def test_cli_runs_every_option(data_file, tmp_path):
     result, text = run("audit", "--model", "av-tiny", "--data", data_file, "--steps", "2", "--level", "embedding",
                        "--json", "--bootstrap", "0")
     assert result.exit_code == 0, text
-    assert json.loads(result.stdout)["methods"]["ig"]["level"] == "embedding"
+    assert json.loads(result.stdout)["methods"]["shapley"]["level"] == "embedding"
 
 
 @pytest.mark.parametrize("args,needles", [

@@ -27,6 +27,14 @@ def _audit(model, data=None, **kwargs):
     return audit(ModelAdapter(model, AV), data if data is not None else tiny_dataset(), **{**QUICK, **kwargs})
 
 
+#: warnings about the model rather than the estimator (random toy weights decide near chance)
+MODEL_STATE = ("near_chance", "no_checkpoint")
+
+
+def _about_estimators(warnings):
+    return [w for w in warnings if w["code"] not in MODEL_STATE]
+
+
 # -- logits width -----------------------------------------------------------------------------------
 
 
@@ -90,7 +98,7 @@ def test_check_finite_inf_and_quiet() -> None:
 
 def test_no_grad_forward_is_refused() -> None:
     with pytest.raises(ModelError, match=r"inputs audio, visual are all zero.*torch.no_grad\(\)"):
-        _audit(NoGradAV())
+        _audit(NoGradAV(), methods=["ig"])
 
 
 def test_detached_forward_is_refused() -> None:
@@ -119,7 +127,7 @@ SYNTH = "synthetic:av-dominance?n_test=12"
 
 def test_completeness_warning_fires_with_too_few_steps() -> None:
     result = _audit(SteepAV(num_classes=4), SYNTH, steps=2, quadrature="riemann", methods=["ig"])
-    (warning,) = result.warnings
+    (warning,) = _about_estimators(result.warnings)
     assert warning["code"] == "completeness" and warning["method"] == "ig" and warning["value"] > 0.05
     assert "--steps (now 2, try 8)" in warning["message"] and "--tolerance" in warning["message"]
     extra = result.methods["ig"].extra
@@ -130,13 +138,14 @@ def test_completeness_warning_fires_with_too_few_steps() -> None:
 def test_saturated_model_passes_the_gradient_guard_and_converges() -> None:
     # tanh saturates: the gradient at the inputs is exactly 0 in float32, but not along IG's path
     result = _audit(SteepAV(num_classes=4), SYNTH, steps=32, methods=["ig"])
-    assert result.warnings == [] and result.methods["ig"].shares["audio"] > 0.01
+    assert _about_estimators(result.warnings) == [] and result.methods["ig"].shares["audio"] > 0.01
 
 
 def test_completeness_quiet_on_healthy_av_tiny() -> None:
-    result = audit("av-tiny", "synthetic:av-dominance?n_test=16", progress=False, bootstrap=0, steps=16)
-    assert result.warnings == [] and result.model_inputs is None
-    assert json.loads(result.to_json())["warnings"] == []
+    result = audit("av-tiny", "synthetic:av-dominance?n_test=16", progress=False, bootstrap=0, steps=16,
+                   methods=["ig", "ablation"])
+    assert _about_estimators(result.warnings) == [] and result.model_inputs is None
+    assert [w["code"] for w in json.loads(result.to_json())["warnings"]][0] == "no_checkpoint"
 
 
 def test_completeness_ratio_and_fallback() -> None:
@@ -154,16 +163,16 @@ LAYERS = "audio=audio_net,visual=visual_net"
 
 def test_constant_embedding_warns_under_the_zero_baseline() -> None:
     result = _audit(ConstantVisualAV(), level="embedding", embedding_layers=LAYERS, methods=["ig"])
-    codes = [(w["code"], w.get("modality")) for w in result.warnings]
+    codes = [(w["code"], w.get("modality")) for w in _about_estimators(result.warnings)]
     assert codes == [("constant_embedding", "visual")]
     assert "--baseline mean" in result.warnings[0]["message"]
 
 
 def test_constant_embedding_quiet_with_the_mean_baseline_and_on_av_tiny() -> None:
     result = _audit(ConstantVisualAV(), level="embedding", embedding_layers=LAYERS, methods=["ig"], baseline="mean")
-    assert result.warnings == [] and result.shares["visual"] == pytest.approx(0.0, abs=1e-6)
+    assert _about_estimators(result.warnings) == [] and result.shares["visual"] == pytest.approx(0.0, abs=1e-6)
     tiny = audit("av-tiny", "synthetic:av-dominance?n_test=16", level="embedding", **QUICK)
-    assert tiny.warnings == []
+    assert _about_estimators(tiny.warnings) == []
 
 
 def test_constant_monitor_needs_two_samples() -> None:
