@@ -117,5 +117,6 @@ def run_demo(out_dir: str | Path = "mmbalance-demo", *, epochs: int = 3, finetun
 
 
 def _audit(checkpoint: Path, data: str, *, steps: int, device: str, progress: bool, seed: int) -> AuditResult:
-    return audit(DEMO_MODEL, data, checkpoint=str(checkpoint), methods=["ig"], level="embedding", steps=steps,
-                 batch_size=100, device=device, progress=progress, bootstrap=0, seed=seed)
+    # the default audit (Shapley values of modality removal, then ablation), as `mmbalance audit` runs it
+    return audit(DEMO_MODEL, data, checkpoint=str(checkpoint), steps=steps, batch_size=100, device=device,
+                 progress=progress, seed=seed)

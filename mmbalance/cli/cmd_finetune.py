@@ -36,7 +36,7 @@ def finetune_command(
     checkpoint: CheckpointOpt = None,
     regularizer: Annotated[str, typer.Option("--regularizer", "-r", help="none, attribution, ogm-ge, modality-dropout or gblend (Gradient-Blending).", rich_help_panel="Balancing")] = "none",
     lambda_: Annotated[float, typer.Option("--lambda", help="Weight of the attribution penalty (>= 0).", rich_help_panel="Balancing")] = 1.0,
-    attribution: Annotated[str, typer.Option("--attribution", help="gradxinput or ig, inside the penalty.", rich_help_panel="Balancing")] = "gradxinput",
+    attribution: Annotated[str, typer.Option("--attribution", help="shapley (the audit's default measure), gradxinput or ig, inside the penalty.", rich_help_panel="Balancing")] = "shapley",
     attr_steps: Annotated[int, typer.Option("--attr-steps", help="Integrated Gradients steps inside the penalty.", rich_help_panel="Balancing")] = 8,
     level: Annotated[str, typer.Option("--level", help="embedding (cheap) or input (research; many times slower).", rich_help_panel="Balancing")] = "embedding",
     pool: Annotated[str, typer.Option("--pool", help="l1 or l2: how a modality's attributions become one score.", rich_help_panel="Balancing")] = "l1",

@@ -115,7 +115,7 @@ class TrainConfig:
     # balancing: the regularizer and its settings
     regularizer: str = "none"
     lambda_: float = 1.0
-    attribution: str = "gradxinput"
+    attribution: str = "shapley"
     attr_steps: int = 8
     level: str = "embedding"
     pool: str = "l1"

@@ -7,6 +7,12 @@ batched attributions itself with ``create_graph=True``:
 * ``gradxinput``: ``a = x * dF_y/dx``;
 * ``ig``: Integrated Gradients from a zero baseline, ``a = x * sum_k w_k dF_y/dx(alpha_k x)``
   (Gauss-Legendre nodes, all steps in one batched pass);
+* ``shapley`` (the default): exact Shapley values of modality removal on ``F_y``, the quantity
+  ``mmbalance audit`` reports by default. An absent modality is a zero *input*: at the embedding
+  level it is the encoder's output for a zero input, so the head is evaluated at ``2^M``
+  coalitions of real and zero-input embeddings: the same numbers as the audit's input-level
+  Shapley values for every model that fuses per-modality embeddings, at the cost of ``2^M``
+  head forwards and no double backward;
 
 at the ``embedding`` level (``x`` = what each encoder hands to fusion; cheap: only the
 fusion head is differentiated twice) or the ``input`` level (``x`` = the raw inputs; the
@@ -31,6 +37,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
@@ -49,7 +56,7 @@ __all__ = ["ATTRIBUTIONS", "LEVELS", "PENALTIES", "POOLS", "AttributionSpec", "a
            "double_backward_attention", "frozen_norm_stats", "modality_scores", "pool_scores", "share_penalty",
            "soft_shares"]
 
-ATTRIBUTIONS = ("gradxinput", "ig")
+ATTRIBUTIONS = ("shapley", "gradxinput", "ig")
 LEVELS = ("embedding", "input")
 POOLS = ("l1", "l2")
 PENALTIES = ("l1", "l2", "kl")
@@ -65,9 +72,11 @@ class AttributionSpec:
     Example:
         >>> AttributionSpec(method="ig", steps=4).describe()
         'ig(4 steps)@embedding, l1 pool'
+        >>> AttributionSpec().describe()
+        'shapley@embedding (absent = zero input)'
     """
 
-    method: str = "gradxinput"
+    method: str = "shapley"
     level: str = "embedding"
     steps: int = 8
     pool: str = "l1"
@@ -86,6 +95,8 @@ class AttributionSpec:
     def describe(self) -> str:
         """A short human-readable label."""
         steps = f"({self.steps} steps)" if self.method == "ig" else ""
+        if self.method == "shapley":
+            return f"shapley@{self.level} (absent = zero input)"
         return f"{self.method}{steps}@{self.level}, {self.pool} pool"
 
 
@@ -142,6 +153,50 @@ def attribute(fn: DictFn, points: Mapping[str, Tensor], target: Tensor, *, metho
             avg = (g * w.view((k,) + (1,) * x[m].dim())).sum(0)
             maps[m] = x[m] * avg
         return maps
+
+
+def shapley_scores(fn: DictFn, points: Mapping[str, Tensor], absent: Mapping[str, Tensor],
+                   target: Tensor) -> Tensor:
+    """Exact Shapley values ``(B, M)`` of the modalities for the logit ``target``, absent = ``absent``.
+
+    ``2^M`` evaluations of ``fn`` (stacked into one call); differentiable w.r.t. ``fn``'s weights and
+    whatever produced ``points`` and ``absent`` (which may hold one row, broadcast over the batch).
+
+    Example:
+        >>> import torch
+        >>> f = lambda d: torch.stack([3 * d["a"].sum(1) + d["b"].sum(1)] * 2, 1)
+        >>> pts = {"a": torch.ones(2, 2), "b": torch.ones(2, 3)}
+        >>> shapley_scores(f, pts, {m: torch.zeros_like(t) for m, t in pts.items()}, torch.zeros(2, dtype=torch.long))
+        tensor([[6., 3.],
+                [6., 3.]])
+    """
+    from ..attribution.perturbation import shapley_weights
+
+    mods = tuple(points)
+    n, batch = len(mods), next(iter(points.values())).shape[0]
+    masks = list(itertools.product((False, True), repeat=n))
+    base = {m: absent[m].expand_as(points[m]) if absent[m].shape[0] != batch else absent[m] for m in mods}
+    stacked = {m: torch.cat([points[m] if mask[j] else base[m] for mask in masks]) for j, m in enumerate(mods)}
+    out = fn(stacked)
+    picked = out.gather(1, target.view(-1, 1).repeat(len(masks), 1)).squeeze(1).view(len(masks), batch)
+    value = dict(zip(masks, picked))
+    weights = shapley_weights(n)
+    columns = []
+    for j in range(n):
+        total = torch.zeros_like(picked[0])
+        for mask, v in value.items():
+            if not mask[j]:
+                total = total + weights[sum(mask)] * (value[mask[:j] + (True,) + mask[j + 1:]] - v)
+        columns.append(total)
+    return torch.stack(columns, 1)
+
+
+def _zero_inputs(inputs: Mapping[str, Tensor], modalities: Sequence[str]) -> dict[str, Tensor]:
+    """The batch with every modality zeroed (other entries, such as pass-through inputs, kept).
+
+    A whole batch, not one row: a training-mode batch norm cannot normalize a single sample.
+    """
+    return {k: torch.zeros_like(t) if k in modalities else t for k, t in inputs.items()}
 
 
 def pool_scores(maps: Mapping[str, Tensor], modalities: Sequence[str], pool: str = "l1") -> Tensor:
@@ -263,6 +318,12 @@ def modality_scores(adapter: ModelAdapter, inputs: Mapping[str, Tensor], target:
     """
     model: Any = adapter  # a ModelAdapter (encode/fuse are only used without a view)
     modalities = tuple(model.modalities)
+    if spec.method == "shapley":
+        with contextlib.nullcontext() if create_graph else torch.no_grad(), frozen_norm_stats(adapter):
+            phi = _shapley_modality_scores(model, inputs, target, spec, create_graph=create_graph,
+                                           embeddings=embeddings, forward=forward, view=view)
+        scores = phi.abs()  # shares count magnitudes, as the audit's do
+        return scores if create_graph else scores.detach()
     with torch.enable_grad(), frozen_norm_stats(adapter):
         if spec.level == "embedding" or view is not None:
             if view is None:
@@ -283,3 +344,39 @@ def modality_scores(adapter: ModelAdapter, inputs: Mapping[str, Tensor], target:
                              create_graph=create_graph)
     scores = pool_scores(maps, modalities, spec.pool)
     return scores if create_graph else scores.detach()
+
+
+def _shapley_modality_scores(model: Any, inputs: Mapping[str, Tensor], target: Tensor, spec: AttributionSpec, *,
+                             create_graph: bool, embeddings: Mapping[str, Tensor] | None, forward: DictFn | None,
+                             view: EmbeddingView | None) -> Tensor:
+    """Signed Shapley values ``(B, M)`` for :func:`modality_scores` (absent = a zero input)."""
+    modalities = tuple(model.modalities)
+    zero = _zero_inputs(inputs, modalities)
+    if spec.level == "embedding" or view is not None:
+        if view is None:
+            emb = dict(embeddings) if embeddings is not None else model.encode(inputs)
+            absent = model.encode(zero)
+            fuse: DictFn = model.fuse
+        else:
+            emb = dict(embeddings) if embeddings is not None else view.encode(inputs, grad=create_graph)
+            absent = view.encode(zero, grad=create_graph)
+            fuse = view.bind(inputs)
+        if embeddings is not None and all(not e.requires_grad for e in embeddings.values()):
+            absent = {m: a.detach() for m, a in absent.items()}  # the encoders are out of the penalty's reach
+        # a view's head may carry per-sample context: evaluate the coalitions one at a time, same rows
+        return shapley_scores(_per_coalition(fuse, target.shape[0]), emb, absent, target)
+    fn = forward if forward is not None else model
+    x = {m: inputs[m] for m in modalities}
+    rest = {k: t for k, t in inputs.items() if k not in x}
+    call = (lambda points: fn({**rest, **points})) if rest else fn
+    return shapley_scores(_per_coalition(call, target.shape[0]), x, {m: zero[m] for m in modalities}, target)
+
+
+def _per_coalition(fn: DictFn, batch: int) -> DictFn:
+    """``fn`` on stacked coalitions, called once per block of ``batch`` rows (models with per-sample context)."""
+
+    def call(stacked: dict[str, Tensor]) -> Tensor:
+        rows = next(iter(stacked.values())).shape[0]
+        return torch.cat([fn({m: t[i:i + batch] for m, t in stacked.items()}) for i in range(0, rows, batch)])
+
+    return call
