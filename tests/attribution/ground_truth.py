@@ -51,16 +51,29 @@ def carrier(feature: Tensor, w: Tensor, noise: float, seed: int) -> Tensor:
 
 
 class Margin(nn.Module):
-    """Two-class logits ``[z, -z]`` from a margin ``z`` computed by :meth:`margin`."""
+    """Two-class logits ``[z, -z]`` from a margin ``z`` computed by :meth:`margin`.
+
+    Every float modality passes through an identity "encoder" ``enc.<modality>`` first, so that
+    ``--level embedding`` has a module to hook (:data:`EMBEDDING_LAYERS`).
+    """
 
     modalities: tuple[str, ...] = ("audio", "visual")
 
     def margin(self, **inputs: Tensor) -> Tensor:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def encoders(self) -> None:
+        self.enc = nn.ModuleDict({m: nn.Identity() for m in self.modalities})
+
     def forward(self, **inputs: Tensor) -> Tensor:
+        inputs = {m: self.enc[m](x) if m in self.enc else x for m, x in inputs.items()}
         z = self.margin(**inputs)
         return torch.stack([z, -z], 1)
+
+
+def embedding_layers(model: Margin) -> dict[str, str]:
+    """Where each modality's embedding is: the identity encoders (token ids: their ``nn.Embedding``)."""
+    return {m: ("emb" if m == "text" else f"enc.{m}") for m in model.modalities}
 
 
 class LinearMix(Margin):
@@ -69,6 +82,7 @@ class LinearMix(Margin):
     def __init__(self, sizes: dict[str, int], weights: dict[str, float]) -> None:
         super().__init__()
         self.modalities = tuple(sizes)
+        self.encoders()
         for j, (m, n) in enumerate(sizes.items()):
             self.register_buffer(f"w_{m}", _readout(n, 100 + j))
         self.weights = dict(weights)
@@ -85,6 +99,7 @@ class Decoy(Margin):
 
     def __init__(self, audio: int = 16, c: float = 5.0) -> None:
         super().__init__()
+        self.encoders()
         self.register_buffer("w_audio", _readout(audio, 7))
         signs = torch.tensor([1.0, -1.0]).repeat(audio * 48 // 2)
         self.register_buffer("w_visual", c * signs)
@@ -118,6 +133,7 @@ class TokensBesideFloats(Margin):
 
     def __init__(self, audio: int = 24) -> None:
         super().__init__()
+        self.enc = nn.ModuleDict({"audio": nn.Identity()})
         self.emb = nn.Embedding(3, 1, padding_idx=0)
         with torch.no_grad():
             self.emb.weight.copy_(torch.tensor([[0.0], [1.0], [-1.0]]))

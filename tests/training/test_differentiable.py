@@ -85,10 +85,33 @@ def test_ig_differs_from_gradxinput_on_nonlinear_fusion(make_smooth, make_batch)
 def test_level_changes_what_is_attributed(make_smooth, make_batch):
     adapter = make_smooth("concat")
     inputs, labels = make_batch()
-    emb = modality_scores(adapter, inputs, labels, AttributionSpec(level="embedding"))
-    inp = modality_scores(adapter, inputs, labels, AttributionSpec(level="input"))
+    emb = modality_scores(adapter, inputs, labels, AttributionSpec(method="gradxinput", level="embedding"))
+    inp = modality_scores(adapter, inputs, labels, AttributionSpec(method="gradxinput", level="input"))
     assert emb.shape == inp.shape == (4, 2)
     assert not torch.allclose(emb, inp)
+
+
+@pytest.mark.parametrize("fusion", ["concat", "gated"])
+def test_default_shapley_is_the_audits_default_quantity_at_both_levels(make_smooth, make_batch, fusion):
+    """The penalty's default measure equals the audit's (input-level Shapley values, zero baseline)."""
+    from mmbalance.attribution.perturbation import ShapleyValues
+
+    adapter = make_smooth(fusion).eval()
+    inputs, labels = make_batch()
+    emb = modality_scores(adapter, inputs, labels, AttributionSpec())
+    inp = modality_scores(adapter, inputs, labels, AttributionSpec(level="input"))
+    audit = ShapleyValues().attribute(adapter, inputs, labels).scores.abs()
+    # the same sums of the same logits, grouped differently: float32 rounding of the logits' scale
+    tol = 1e-5 * float(audit.abs().max()) + 1e-6
+    assert torch.allclose(emb, audit, atol=tol, rtol=0) and torch.allclose(inp, audit, atol=tol, rtol=0)
+
+
+def test_shapley_penalty_reaches_the_weights(make_smooth, make_batch):
+    adapter = make_smooth("concat")
+    inputs, labels = make_batch()
+    scores = modality_scores(adapter, inputs, labels, AttributionSpec(), create_graph=True)
+    (scores[:, 0].sum() - scores[:, 1].sum()).backward()
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in adapter.parameters())
 
 
 def test_pools_give_analytic_values():

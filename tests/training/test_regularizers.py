@@ -89,14 +89,16 @@ def test_lambda_warmup_ramps_from_zero():
 
 @pytest.mark.parametrize("option,values", [
     ("pool", ["l1", "l2"]), ("penalty", ["l1", "l2", "kl"]), ("target", ["equal", "audio=0.2,visual=0.8"]),
-    ("attribution", ["gradxinput", "ig"]), ("level", ["embedding", "input"]),
+    ("attribution", ["shapley", "gradxinput", "ig"]), ("level", ["embedding", "input"]),
 ])
 def test_each_option_changes_the_penalty(make_smooth, make_batch, option, values):
     adapter = make_smooth("gated")
     inputs, labels = make_batch()
     seen = []
+    # pool and level change what gradient x input measures; Shapley values have no pool and equal levels
+    method = {} if option == "attribution" else {"attribution": "gradxinput"}
     for value in values:
-        reg = build_regularizer(_config(regularizer="attribution", **{option: value}), ["audio", "visual"])
+        reg = build_regularizer(_config(regularizer="attribution", **method, **{option: value}), ["audio", "visual"])
         reg.check(adapter)
         seen.append(float(reg.penalty(adapter, inputs, labels, create_graph=False)[0]))
     assert len(set(seen)) == len(values), seen
