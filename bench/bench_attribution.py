@@ -9,13 +9,17 @@ Measures, with ``torch.set_num_threads(2)`` everywhere (children too):
    ``python``);
 2. adaptive steps (``tolerance=0.01``) against fixed steps at equal error;
 3. embedding-level against input-level IG on av-resnet18;
-4. peak memory (``ru_maxrss`` of a fresh process) of an audit of N and 10 N samples.
+4. peak memory (``ru_maxrss`` of a fresh process) of an audit of N and 10 N samples;
+5. (``--only default``) the whole default audit, ``audit()`` as ``mmbalance audit`` runs it
+   (Shapley values + ablation), against the previous default (IG with 32 steps + ablation), on
+   av-tiny and av-resnet18 (the issue-17 cost bound: at most 1.5x).
 
 Usage::
 
     python bench/bench_attribution.py                 # prints Markdown (about 4 minutes on 2 cores)
     python bench/bench_attribution.py --quick         # fewer repeats, for a smoke test
     python bench/bench_attribution.py --update-docs   # also rewrites the section in docs/performance.md
+    python bench/bench_attribution.py --only default  # new default audit vs the previous one (JSON)
 """
 
 from __future__ import annotations
@@ -418,12 +422,36 @@ def update_docs(text: str) -> None:
         fh.write(doc)
 
 
+def bench_default(rounds: int) -> list[dict[str, Any]]:
+    """Wall time of the default audit against the previous default, interleaved, same model and data."""
+    from mmbalance.audit import DEFAULT_METHODS, audit
+    from mmbalance.data.dataset import TensorMultimodalDataset
+
+    out = []
+    for name, batches in (("av-tiny", 4), ("av-resnet18", 2)):
+        model, x, target = build(name)
+        adapter = adapter_for(model)
+        reps = batches
+        data = TensorMultimodalDataset({k: v.repeat((reps,) + (1,) * (v.dim() - 1)) for k, v in x.items()},
+                                       target.repeat(reps) % 4, classes=[str(i) for i in range(4)])
+        batch = x["audio"].shape[0]
+
+        def run(methods: Any, adapter: Any = adapter, data: Any = data, batch: int = batch) -> Any:
+            return lambda: audit(adapter, data, methods=list(methods), steps=STEPS, batch_size=batch, progress=False)
+
+        times = interleaved({"default": run(DEFAULT_METHODS), "previous": run(("ig", "ablation"))}, rounds)
+        new, old = summary(times["default"]), summary(times["previous"])
+        out.append({"model": name, "samples": len(data), "batch": batch, "default": new, "previous": old,
+                    "ratio_median": new["median"] / old["median"]})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (smoke test)")
     parser.add_argument("--update-docs", action="store_true", help="rewrite the section in docs/performance.md")
     parser.add_argument("--json", help="also write the raw results here")
-    parser.add_argument("--only", help="comma list of parts: ig,adaptive,embedding,memory")
+    parser.add_argument("--only", help="comma list of parts: ig,adaptive,embedding,memory,default")
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
     parts = set((args.only or "ig,adaptive,embedding,memory").split(","))
@@ -440,6 +468,8 @@ def main() -> None:
         results["adaptive"] = bench_adaptive(1 if q else 3)
     if "embedding" in parts:
         results["embedding"] = bench_embedding(2 if q else 4)
+    if "default" in parts:
+        results["default"] = bench_default(2 if q else 5)
     results["seconds"] = time.perf_counter() - started
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
