@@ -31,7 +31,7 @@ from .training import TrainConfig, TrainResult, evaluate, finetune
 DEMO_MODEL = "av-tiny"
 DEMO_LR = 2e-3
 # The regularizer the demo fine-tunes with: the defaults of `mmbalance finetune --regularizer attribution`
-# (embedding level, gradient x input, equal target, scope fusion, lambda 1).
+# (Shapley values of modality removal, the audit's default measure; equal target, scope fusion, lambda 1).
 DEMO_REGULARIZER: dict[str, Any] = {"regularizer": "attribution"}
 
 
@@ -82,8 +82,9 @@ def run_demo(out_dir: str | Path = "mmbalance-demo", *, epochs: int = 3, finetun
     ``balanced/``), audits and report, so ``make demo`` can be run any number of times.
 
     ``epochs`` plain epochs, then ``finetune_epochs`` with the attribution regularizer
-    from the plain model's best checkpoint. Audits use Integrated Gradients with
-    ``steps`` steps on the test split. ``data_sizes`` (``{"n_train": .., "n_val": ..,
+    from the plain model's best checkpoint. Audits are the default audit (Shapley values of
+    modality removal, then ablation) on the test split (``steps`` is kept for callers; no default
+    estimator integrates). ``data_sizes`` (``{"n_train": .., "n_val": ..,
     "n_test": ..}``) shrinks the data for quick checks.
     """
     out = check_output_dir(out_dir, what="--out")
@@ -109,8 +110,9 @@ def run_demo(out_dir: str | Path = "mmbalance-demo", *, epochs: int = 3, finetun
     for m in before.modalities:
         comparison[f"share_{m}"] = (before.shares.get(m), after.shares.get(m))
         comparison[f"alone_{m}"] = (unimodal["plain"][m], unimodal["balanced"][m])
+    # the label says what was done, not what came of it: the verdict says that (balanced or not)
     report = build_report([before, after], metrics=balanced.metrics_path, out_dir=out / "report",
-                          labels=["plain", "balanced"], title="mmbalance demo: plain vs. attribution-regularized")
+                          labels=["plain", "regularized"], title="mmbalance demo: plain vs. attribution-regularized")
     return DemoResult(out_dir=out, data_dir=data_dir, plain=plain, audit=before, audit_path=before_path,
                       balanced=balanced, balanced_audit=after, balanced_audit_path=after_path, unimodal=unimodal,
                       comparison=comparison, report_html=report.html)

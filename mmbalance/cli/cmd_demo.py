@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..demo import DemoResult, run_demo
+from ..results import AuditResult
 from ._options import DeviceOpt, QuietOpt, output_dir
 from ._render import print_audit
 from .app import app, stdout_console
@@ -34,11 +36,10 @@ def demo_command(
         return
     console.print("\n[bold]1. The plainly trained model[/]")
     print_audit(result.audit, console)
-    dom = result.audit.dominant_modality
-    if dom is not None:  # the demo's audit always has shares; guard the type anyway
-        console.print(f"It leans on [bold]{dom}[/]: {result.audit.shares[dom]:.0%} of the attribution mass.")
+    console.print(escape(story(result.audit, before=None)))
     console.print("\n[bold]2. After fine-tuning with the attribution regularizer[/]")
     print_audit(result.balanced_audit, console)
+    console.print(escape(story(result.balanced_audit, before=result.audit)))
     console.print()
     console.print(comparison_table(result))
     console.print(f"\ndata: {result.data_dir}\nruns: {result.plain.out_dir}, {result.balanced.out_dir} "
@@ -47,12 +48,35 @@ def demo_command(
         console.print(f"report: [bold]{result.report_html}[/] (open it in a browser: the whole story on one page)")
 
 
+def story(audit: AuditResult, before: AuditResult | None) -> str:
+    """One honest sentence on an audit's verdict (and, with ``before``, on what fine-tuning changed).
+
+    Example:
+        >>> story(plain_audit, None)  # doctest: +SKIP
+        'It leans on audio: 64% of the Shapley share (what its decisions lose without each modality).'
+    """
+    verdict = audit.verdict
+    status, top = verdict["status"], audit.dominant_modality
+    if status == "inconclusive":
+        line = f"The estimators disagree: {verdict['message']}."
+    elif status == "balanced":
+        line = f"It reads as balanced: the largest share is {top} with {audit.shares.get(top or '', 0):.0%}."
+    else:
+        line = f"It leans on {top}: {audit.shares.get(top or '', 0):.0%} of the Shapley share (what its decisions " \
+               "lose without each modality)."
+    if before is not None and top is not None and top in before.shares:
+        moved = audit.shares[top] - before.shares[top]
+        verb = "reached balance" if status == "balanced" else "did not reach balance"
+        line += f" The regularizer moved {top}'s share by {100 * moved:+.0f} pts and {verb}."
+    return line
+
+
 def comparison_table(result: DemoResult) -> Table:
     """Before/after: accuracy, each modality's share and accuracy alone, share variance, dominant modality."""
     table = Table(title="Before → after fine-tuning with the attribution regularizer", title_justify="left")
     table.add_column("figure", style="bold")
     table.add_column("plain", justify="right")
-    table.add_column("balanced", justify="right")
+    table.add_column("fine-tuned", justify="right")
     table.add_column("change", justify="right")
     c = result.comparison
 
@@ -74,8 +98,8 @@ def comparison_table(result: DemoResult) -> Table:
     table.add_row("dominant modality", str(c["dominant"][0]), str(c["dominant"][1]), "")
     method = result.audit.primary
     table.caption = (f"shares: {method.name} at the {method.level} level on the test split; alone: the other modality "
-                     "zeroed. The balanced model also trained for more epochs; docs/results.md compares methods "
-                     "at equal budgets.")
+                     "zeroed. The fine-tuned model also trained for more epochs; docs/results.md compares "
+                     "methods at equal budgets.")
     return table
 
 
