@@ -22,8 +22,8 @@ def audit_table(result: AuditResult) -> Table:
     for name, method in result.methods.items():
         table.add_column(f"{name} ({method.level})", justify="right")
     dom = result.dominant_modality
-    if result.verdict["status"] == "inconclusive":
-        dom = None  # no modality is called dominant when the estimators disagree
+    if result.verdict["status"] != "dominant":
+        dom = None  # no modality is marked dominant when the audit is balanced or the estimators disagree
     for mod in result.modalities:
         cells = []
         for method in result.methods.values():
@@ -38,7 +38,7 @@ def audit_table(result: AuditResult) -> Table:
     imb = result.imbalance
     verdict = result.verdict
     table.caption = (f"verdict: {verdict['message']}\n"
-                     f"accuracy {result.accuracy:.1%} · dominant {dom} · max share {imb['max_share']:.1%} · "
+                     f"accuracy {result.accuracy:.1%} · dominant {result.dominant_modality} · max share {imb['max_share']:.1%} · "
                      f"share variance {imb['share_variance']:.4f} · entropy {imb['entropy']:.3f}")
     table.caption_justify = "left"
     return table
