@@ -87,6 +87,10 @@ def test_two_processes_match_one(workdir, regularizer):
     common = ["finetune", "--model", "nobn.py:build", "--data", DATA, "--epochs", "2", "--batch-size", "16",
               "--lr", "0.01", "--seed", "5", "--device", "cpu", "-q", "--regularizer", regularizer,
               "--lambda", "1"]
+    if regularizer == "attribution":
+        # the tolerance below is for a smooth per-sample measure: per-sample Shapley shares (the default) jump
+        # between 0 and 1 on small samples, so half-batch means drift more; DDP itself is what is checked here
+        common += ["--attribution", "gradxinput"]
     _run([*common, "--out", f"one-{regularizer}"], 1, workdir)
     proc = _run([*common, "--out", f"two-{regularizer}"], 2, workdir)
     assert proc.stdout.count("trained") <= 1  # rank-0 output only
