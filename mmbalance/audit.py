@@ -188,6 +188,8 @@ def audit(
         per_sample_format(per_sample)
         check_output_file(per_sample, what="--per-sample", example="samples.csv")  # before the work, not after it
     check_int("--seed", seed, 0, MAX_SEED)
+    if pad_id is not None:
+        check_int("--pad-id", pad_id, 0, MAX_SEED)  # token ids are int64
     for flag, value, low in (("--steps", steps, 1), ("--repeats", repeats, 1), ("--bootstrap", bootstrap, 0)):
         check_int(flag, value, low, MAX_STEPS)
     check_precision(precision)

@@ -18,6 +18,7 @@ ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Registered name, [
 ModelArgOpt = Annotated[Optional[list[str]], typer.Option("--model-arg", help="Constructor argument key=value (JSON values parsed); repeatable.")]
 CheckpointOpt = Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="State-dict file (.pt .pth .ckpt .bin .safetensors).")]
 TrustOpt = Annotated[bool, typer.Option("--trust-checkpoint", help="Allow full unpickling of the checkpoint. Only for files you trust: it can run code.")]
+TrustRemoteOpt = Annotated[bool, typer.Option("--trust-remote-code", help="hf:DIR: allow the Python code its config.json names (auto_map) to run. Off by default; only for directories you trust.")]
 OutputOpt = Annotated[Optional[str], typer.Option("--output", help="Which element of a tuple/list (index) or dict (key) output holds the logits.")]
 DataOpt = Annotated[str, typer.Option("--data", "-d", help="Dataset: a .pt file, a split directory, synthetic:av-dominance, a media manifest .csv, a CREMA-D folder or class folders.")]
 SplitOpt = Annotated[Optional[str], typer.Option("--split", help="Split of a split dataset (train, val, test).")]

@@ -22,8 +22,8 @@ from ..errors import MMBalanceError, UsageError
 from ..io import check_output_file
 from ..results import AuditResult
 from ._options import (BatchSizeOpt, CallOpt, CheckpointOpt, DataOpt, DeviceOpt, ModalitiesOpt, ModelArgOpt,
-                       ModelOpt, OutputOpt, PadIdOpt, PassThroughOpt, QuietOpt, SplitOpt, TrustOpt, parse_output,
-                       split_list)
+                       ModelOpt, OutputOpt, PadIdOpt, PassThroughOpt, QuietOpt, SplitOpt, TrustOpt, TrustRemoteOpt,
+                       parse_output, split_list)
 from .app import EXIT_CHECK_FAILED, app, stderr_console, stdout_console
 
 _RULES_PANEL = "Rules ([MODALITY=]NUMBER[:warn|:fail])"
@@ -52,6 +52,7 @@ _Output = Annotated[Optional[str], _in_panel(OutputOpt)]
 _Device = Annotated[str, _in_panel(DeviceOpt)]
 _BatchSize = Annotated[int, _in_panel(BatchSizeOpt)]
 _Trust = Annotated[bool, _in_panel(TrustOpt)]
+_TrustRemote = Annotated[bool, _in_panel(TrustRemoteOpt)]
 _PassThrough = Annotated[Optional[str], _in_panel(PassThroughOpt)]
 _Call = Annotated[str, _in_panel(CallOpt)]
 _PadId = Annotated[Optional[int], _in_panel(PadIdOpt)]
@@ -117,6 +118,7 @@ def check_command(
     steps: Annotated[int, typer.Option(
         "--steps", min=1, help="Integrated Gradients steps.", rich_help_panel=_AUDIT_PANEL)] = 32,
     trust_checkpoint: _Trust = False,
+    trust_remote_code: _TrustRemote = False,
     save_audit: Annotated[Optional[Path], typer.Option(
         "--save-audit", help="Also write the audit it ran to this JSON file.", rich_help_panel=_AUDIT_PANEL)] = None,
     junit: Annotated[Optional[Path], typer.Option(
@@ -175,13 +177,16 @@ def check_command(
             methods.append("ig")
         from ..audit import audit as run_audit  # lazy: the audit stack (torch, models) only when needed
         from ..models import parse_model_args
+        from ..models.hf import remote_code_trusted
 
-        result = run_audit(
-            model, data, checkpoint=str(checkpoint) if checkpoint else None, trust_checkpoint=trust_checkpoint,
-            model_args=parse_model_args(model_arg or []), split=split, modalities=split_list(modalities),
-            output=parse_output(output), methods=methods, steps=steps, batch_size=batch_size, limit=limit,
-            device=device, progress=not quiet and not as_json, pass_through=pass_through, call=call, pad_id=pad_id,
-        )
+        with remote_code_trusted(trust_remote_code):
+            result = run_audit(
+                model, data, checkpoint=str(checkpoint) if checkpoint else None, trust_checkpoint=trust_checkpoint,
+                model_args=parse_model_args(model_arg or []), split=split, modalities=split_list(modalities),
+                output=parse_output(output), methods=methods, steps=steps, batch_size=batch_size, limit=limit,
+                device=device, progress=not quiet and not as_json, pass_through=pass_through, call=call,
+                pad_id=pad_id,
+            )
         if save_audit is not None:
             result.save(save_audit)
     elif model is not None or data is not None:
