@@ -24,7 +24,7 @@ from ..results import AuditResult
 from ._options import (BatchSizeOpt, CallOpt, CheckpointOpt, DataOpt, DeviceOpt, ModalitiesOpt, ModelArgOpt,
                        ModelOpt, OutputOpt, PadIdOpt, PassThroughOpt, QuietOpt, SplitOpt, TrustOpt, TrustRemoteOpt,
                        parse_output, split_list)
-from .app import EXIT_CHECK_FAILED, app, stderr_console, stdout_console
+from .app import EXIT_CHECK_FAILED, EXIT_OK, app, record_verdict, stderr_console, stdout_console
 
 _RULES_PANEL = "Rules ([MODALITY=]NUMBER[:warn|:fail])"
 _AUDIT_PANEL = "Run the audit (instead of --audit)"
@@ -196,6 +196,7 @@ def check_command(
 
     report = check(result, rules, baseline=base, method=judged_method,
                    per_class=per_class if per_class is not None else policy.per_class)
+    record_verdict(EXIT_OK if report.passed else EXIT_CHECK_FAILED)  # before printing: a closed pipe cannot change it
     _emit(report, junit=junit, as_json=as_json, quiet=quiet)
     if not report.passed:
         raise typer.Exit(EXIT_CHECK_FAILED)
