@@ -39,7 +39,7 @@ from .guards import (ConstantMonitor, check_finite, check_gradients_flow, check_
                      check_width_follows_classes, completeness_warning,
                      constant_embedding_warning, gradient_estimators, unaudited_inputs)
 from .io import check_output_file
-from .limits import MAX_SEED, MAX_STEPS, check_int
+from .limits import MAX_BATCH_SIZE, MAX_LIMIT, MAX_SEED, MAX_STEPS, check_int
 from .models import ModelAdapter, load_model
 from .models.binding import fit_to_model, split_pass_through
 from .progress import progress_bar
@@ -167,10 +167,9 @@ def audit(
     """
     if target not in TARGETS:
         raise UsageError(f"unknown --target {target!r}", hint="use pred or label")
-    if batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
-    if limit is not None and limit < 1:
-        raise UsageError("--limit must be at least 1")
+    check_int("--batch-size", batch_size, 1, MAX_BATCH_SIZE)
+    if limit is not None:
+        check_int("--limit", limit, 1, MAX_LIMIT)
     if level not in LEVELS:
         raise UsageError(f"unknown --level {level!r}", hint="use --level input or --level embedding")
     if baseline not in BASELINES:

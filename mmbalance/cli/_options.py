@@ -24,7 +24,7 @@ DataOpt = Annotated[str, typer.Option("--data", "-d", help="Dataset: a .pt file,
 SplitOpt = Annotated[Optional[str], typer.Option("--split", help="Split of a split dataset (train, val, test).")]
 ModalitiesOpt = Annotated[Optional[str], typer.Option("--modalities", help="Comma-separated modality names in model input order.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
-BatchSizeOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Samples per batch.")]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, max=1_000_000, help="Samples per batch.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", callback=set_quiet, help="No progress bars, tables or library warnings; errors and mmbalance's own warnings still go to stderr.")]
 DeterministicOpt = Annotated[bool, typer.Option("--deterministic", help="Deterministic algorithms (cuDNN without benchmarking, cuBLAS workspace): the same seed gives bit-identical results on CUDA; slower.")]
 PassThroughOpt = Annotated[Optional[str], typer.Option("--pass-through", help="Inputs given to forward with each sample but never attributed, e.g. attention_mask,lengths (from the dataset's \"extra\" mapping or its inputs).")]
