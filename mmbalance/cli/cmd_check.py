@@ -19,7 +19,7 @@ from ..check import (CheckReport, Policy, append_step_summary, check, load_polic
                      to_annotations, to_table, write_junit)
 from ..check.rules import ABLATION, Verdict
 from ..errors import MMBalanceError, UsageError
-from ..io import check_output_file
+from ..io import check_not_same_file, check_output_file
 from ..results import AuditResult
 from ._options import (BatchSizeOpt, CallOpt, CheckpointOpt, DataOpt, DeviceOpt, ModalitiesOpt, ModelArgOpt,
                        ModelOpt, OutputOpt, PadIdOpt, PassThroughOpt, QuietOpt, SplitOpt, TrustOpt, TrustRemoteOpt,
@@ -138,6 +138,10 @@ def check_command(
     for flag, target, example in (("--junit", junit, "junit.xml"), ("--save-audit", save_audit, "audit.json")):
         if target is not None:
             check_output_file(target, what=flag, example=example)  # fail now, not after the audit
+            check_not_same_file(target, ("--audit", audit_file), ("--baseline", baseline), ("--policy", policy_file),
+                                ("--data", data), ("--checkpoint", checkpoint), what=flag)
+    if junit is not None and save_audit is not None:
+        check_not_same_file(junit, ("--save-audit", save_audit), what="--junit")
     policy = load_policy(policy_file) if policy_file is not None else Policy()
     flag_rules = rules_from_options(
         max_share=max_share or (), min_share=min_share or (), max_share_variance=max_share_variance,

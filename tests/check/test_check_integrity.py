@@ -65,3 +65,13 @@ def test_a_consistent_audit_is_judged_as_before(make_audit):
     with pytest.raises(ResultsError, match="twice"):
         check_consistent(make_audit(shares={"audio": 0.5, "visual": 0.5}).__class__(
             **{**make_audit().__dict__, "modalities": ["audio", "audio"]}))
+
+
+def test_outputs_naming_an_input_are_refused_before_the_check(cli, write_audit):
+    path = write_audit(shares={"audio": 0.15, "visual": 0.85})
+    before = path.read_bytes()
+    for flag in ("--junit", "--save-audit"):
+        res = cli("check", "--audit", str(path), "--max-share", "0.7", flag, str(path))
+        assert res.exit_code == 2, res.output
+        assert "same file as --audit" in _one_error_line(res)
+        assert path.read_bytes() == before
