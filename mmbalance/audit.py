@@ -42,7 +42,7 @@ from .guards import (ConstantMonitor, check_finite, check_gradients_flow, check_
                      constant_embedding_warning, gradient_estimators, near_chance_warning, no_checkpoint_warning,
                      randomisation_warning, unaudited_inputs)
 from .io import check_output_file
-from .limits import MAX_SEED, MAX_STEPS, check_int
+from .limits import MAX_BATCH_SIZE, MAX_LIMIT, MAX_SEED, MAX_STEPS, check_int
 from .models import ModelAdapter, load_model
 from .models.binding import fit_to_model, split_pass_through
 from .progress import progress_bar
@@ -176,10 +176,9 @@ def audit(
     """
     if target not in TARGETS:
         raise UsageError(f"unknown --target {target!r}", hint="use pred or label")
-    if batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
-    if limit is not None and limit < 1:
-        raise UsageError("--limit must be at least 1")
+    check_int("--batch-size", batch_size, 1, MAX_BATCH_SIZE)
+    if limit is not None:
+        check_int("--limit", limit, 1, MAX_LIMIT)
     if level not in LEVELS:
         raise UsageError(f"unknown --level {level!r}", hint="use --level input or --level embedding")
     if baseline not in BASELINES:
@@ -197,6 +196,8 @@ def audit(
         per_sample_format(per_sample)
         check_output_file(per_sample, what="--per-sample", example="samples.csv")  # before the work, not after it
     check_int("--seed", seed, 0, MAX_SEED)
+    if pad_id is not None:
+        check_int("--pad-id", pad_id, 0, MAX_SEED)  # token ids are int64
     for flag, value, low in (("--steps", steps, 1), ("--repeats", repeats, 1), ("--bootstrap", bootstrap, 0)):
         check_int(flag, value, low, MAX_STEPS)
     check_precision(precision)

@@ -23,7 +23,7 @@ from .report import build_report
 from .data import load_dataset
 from .data.synthetic import write_synthetic
 from .device import resolve_device
-from .io import check_output_dir
+from .io import check_output_dir, check_output_file, confined_to
 from .models import load_model
 from .results import AuditResult
 from .training import TrainConfig, TrainResult, evaluate, finetune
@@ -88,6 +88,11 @@ def run_demo(out_dir: str | Path = "mmbalance-demo", *, epochs: int = 3, finetun
     "n_test": ..}``) shrinks the data for quick checks.
     """
     out = check_output_dir(out_dir, what="--out")
+    for sub in ("data", "plain", "balanced", "report"):  # every target before any work
+        check_output_dir(out / sub, what=f"--out's {sub} directory")
+    with confined_to(out):
+        for name in ("audit-plain.json", "audit-balanced.json"):
+            check_output_file(out / name, what=f"--out's {name}")
     data_dir = out / "data"
     write_synthetic(data_dir, seed=seed, overwrite=True, **dict(data_sizes or {}))
     data = str(data_dir)

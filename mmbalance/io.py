@@ -6,7 +6,9 @@
   once with one line (:class:`~mmbalance.errors.OutputError`, exit code 2).
 * Writing goes to a temporary file beside the target, is fsynced and renamed over it, so the
   target is always either the old file or the complete new one.
-* A symlink is written *through*: its target is replaced and the link stays a link.
+* A symlink the user names is written *through*: its target is replaced and the link stays a link.
+  Inside a directory mmbalance owns (a run or bench directory, see :func:`confined_to`) nothing is
+  followed: a link, FIFO or device found there is replaced by a regular file, never written through.
 * A character device, block device or FIFO is written by opening it (never renamed over).
 * A full disk, an exceeded quota or a read-only file system is one line ("no space left on
   the device holding DIR"); nothing half-written is left behind and the old file is intact.
@@ -22,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import json
 import os
@@ -33,15 +36,102 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 from .errors import OutputError
 
-__all__ = ["PendingFile", "atomic_path", "atomic_torch_save", "atomic_write_bytes", "atomic_write_json",
+__all__ = ["PendingFile", "atomic_path", "confined_to", "check_not_same_file", "atomic_torch_save", "atomic_write_bytes", "atomic_write_json",
            "atomic_write_text", "atomic_write_with", "check_output_dir", "check_output_file", "output_error",
-           "place_file"]
+           "place_file", "refuse_system_root"]
 
 # torch.save and other C++ writers report a failed write with these instead of an OSError.
 _STREAM_FAILURES = ("inline_container.cc", "iostream error", "file write failed", "unexpected pos",
                     "No space left", "os error 28", "Disk quota exceeded", "Read-only file system")
 # Below this many free bytes a failed C++ write is taken for a full disk.
 _NEARLY_FULL = 1 << 20
+# Directories whose files are written without following links (see confined_to).
+_CONFINED: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("mmbalance_confined", default=())
+# Directories never taken as an output directory (files would land among the system's own).
+_SYSTEM_ROOTS = ("/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/root", "/run",
+                 "/sbin", "/sys", "/usr", "/var", "/home", "/tmp", "/opt", "/srv", "/mnt", "/media")
+
+
+@contextlib.contextmanager
+def confined_to(directory: str | os.PathLike[str]) -> Iterator[None]:
+    """Within the block, files written inside ``directory`` never follow a link found there.
+
+    For directories mmbalance owns and reads back (run and bench directories): they are untrusted
+    input, so a ``last.pt`` that is a symlink to a file elsewhere is replaced by a regular file
+    rather than overwriting that file.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp()); (d / "outside").write_text("keep")
+        4
+        >>> (d / "run").mkdir(); (d / "run" / "last.pt").symlink_to(d / "outside")
+        >>> with confined_to(d / "run"):
+        ...     atomic_write_text(d / "run" / "last.pt", "new")
+        >>> (d / "outside").read_text(), (d / "run" / "last.pt").is_symlink()
+        ('keep', False)
+    """
+    token = _CONFINED.set(_CONFINED.get() + (os.path.realpath(directory),))
+    try:
+        yield
+    finally:
+        _CONFINED.reset(token)
+
+
+def _confined(target: Path) -> bool:
+    """Whether ``target`` lies in a directory registered with :func:`confined_to` (its parent resolved)."""
+    roots = _CONFINED.get()
+    if not roots:
+        return False
+    parent = os.path.realpath(Path(target).parent)
+    return any(parent == root or parent.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+
+def _where(target: Path) -> Path:
+    """The path a write of ``target`` replaces: links followed, except inside a confined directory."""
+    if _confined(target):
+        return Path(os.path.realpath(target.parent)) / target.name
+    return _resolve(target)
+
+
+def refuse_system_root(path: str | os.PathLike[str], *, what: str = "--out") -> None:
+    """Refuse ``/`` and the system's own top-level directories (``/etc``, ``/usr``, ...) as an output directory.
+
+    Example:
+        >>> refuse_system_root("/")  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        mmbalance.errors.OutputError: --out / is a system directory; mmbalance will not write its files there
+    """
+    real = os.path.realpath(path)
+    home = os.path.realpath(os.path.expanduser("~"))
+    if real in _SYSTEM_ROOTS or real == home:
+        raise OutputError(f"{what} {path} is a system directory; mmbalance will not write its files there",
+                          hint="give a new directory, e.g. runs/my-run")
+
+
+def check_not_same_file(output: str | os.PathLike[str], *inputs: tuple[str, str | os.PathLike[str] | None],
+                        what: str = "--out") -> None:
+    """Refuse an output that is one of the inputs (through links too), before any work.
+
+    ``inputs`` are ``(flag, path)`` pairs; ``None`` paths are skipped.
+
+    Example:
+        >>> check_not_same_file("a.json", ("--data", "b.pt"))
+        >>> check_not_same_file("x.pt", ("--data", "x.pt"))  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        mmbalance.errors.OutputError: --out x.pt is the same file as --data; writing it would destroy the input
+    """
+    if _in_place(Path(output)):
+        return
+    out_real = os.path.realpath(output)
+    for flag, path in inputs:
+        if path is None or not str(path).strip():
+            continue
+        same = os.path.realpath(path) == out_real
+        with contextlib.suppress(OSError):
+            same = same or os.path.samefile(path, output)
+        if same:
+            raise OutputError(f"{what} {output} is the same file as {flag}; writing it would destroy the input",
+                              hint=f"give {what} another file name")
 
 
 # -- checking targets before the work starts --------------------------------------------------------
@@ -62,10 +152,15 @@ def check_output_file(path: str | os.PathLike[str], *, what: str = "output file"
     if not str(text).strip():
         raise OutputError(f"{what} is an empty path", hint="give a file name")
     p = Path(text)
-    if _in_place(p):
+    _check_name_length(p, what)
+    if _in_place(p) and not _confined(p):
         if not os.access(p, os.W_OK):
             raise OutputError(f"cannot write {what} {p}: permission denied", hint="choose a writable output")
         return p
+    if _confined(p):
+        if p.is_symlink() or (p.exists() and not p.is_dir()):
+            _check_creatable(Path(os.path.realpath(p.parent)), what=f"{what} {p}")
+            return p
     real = _resolve(p)
     if str(text).endswith(("/", os.sep)) or real.is_dir():
         raise OutputError(f"{what} {p} is a directory",
@@ -95,11 +190,32 @@ def check_output_dir(path: str | os.PathLike[str], *, what: str = "output direct
     if not str(text).strip():
         raise OutputError(f"{what} is an empty path", hint="give a directory name")
     p = Path(text)
+    _check_name_length(p, what)
+    refuse_system_root(p, what=what)
     real = _resolve(p)
     if real.exists() and not real.is_dir():
         raise OutputError(f"{what} {p} exists and is not a directory", hint="choose another directory")
     _check_creatable(real, what=f"{what} {p}")
     return p
+
+
+def _check_name_length(path: Path, what: str) -> None:
+    """A file name longer than the file system allows (255 bytes on most) fails now, not after the work."""
+    try:
+        limit = os.pathconf(_nearest_existing(path.parent), "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    for part in path.parts:
+        if len(os.fsencode(part)) > limit:
+            raise OutputError(f"{what}: the name {part[:40]}... is {len(os.fsencode(part))} bytes long, longer than "
+                              f"the {limit} the file system allows", hint="choose a shorter name")
+
+
+def _nearest_existing(directory: Path) -> Path:
+    d = directory if str(directory) else Path(".")
+    while not d.exists() and d.parent != d:
+        d = d.parent
+    return d
 
 
 def _check_creatable(directory: Path, *, what: str) -> None:
@@ -169,8 +285,8 @@ class PendingFile:
 
     def __init__(self, target: str | os.PathLike[str]) -> None:
         self.target = Path(target)
-        self.real = _resolve(self.target)
-        self.special = _in_place(self.target)
+        self.real = _where(self.target)
+        self.special = _in_place(self.target) and not _confined(self.target)
         # A device or pipe gets its bytes through open(); the temporary file lives in the temp dir.
         where = Path(tempfile.gettempdir()) if self.special else self.real.parent
         try:
@@ -207,9 +323,9 @@ def place_file(tmp: str | os.PathLike[str], target: str | os.PathLike[str]) -> N
     file system); ``tmp`` is gone afterwards. OS errors become one-line :class:`OutputError`.
     """
     tmp, target = Path(tmp), Path(target)
-    real = _resolve(target)
+    real = _where(target)
     try:
-        if _in_place(target):
+        if _in_place(target) and not _confined(target):
             _stream_into(tmp, target)
             tmp.unlink()
             return
@@ -360,6 +476,8 @@ def _stream_failure(err: BaseException, pending: PendingFile) -> OutputError | N
 def _copy_mode(real: Path, tmp: Path) -> None:
     """Give the temporary file the mode of the file it replaces, or what a plain ``open()`` would."""
     try:
+        if os.path.islink(real):  # a link found in a confined directory: its target's mode is not ours
+            raise FileNotFoundError(real)
         mode = stat.S_IMODE(os.stat(real).st_mode)
     except OSError:
         umask = os.umask(0)

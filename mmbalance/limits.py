@@ -14,6 +14,9 @@ MAX_SEED = 2**63 - 1  # torch.manual_seed takes a 64-bit integer
 MAX_STEPS = 1_000_000  # integration steps, shuffles, bootstrap replicates per sample
 MAX_EPOCHS = 1_000_000
 MAX_SAMPLES = 100_000_000  # generated samples (synthetic data)
+MAX_BATCH_SIZE = 1_000_000  # samples per batch
+MAX_LIMIT = 2**62  # --limit: a cap on samples, any count a machine can hold
+MAX_BENCH_SEEDS = 1_000  # seeds per method of one bench (each is a full training run)
 
 
 def check_int(flag: str, value: int, low: int, high: int) -> int:

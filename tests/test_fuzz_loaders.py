@@ -1,7 +1,8 @@
 """Property-based: whatever bytes, JSON or tensors the loaders get, the CLI answers with exit 0/1/2 and at most one
 error line - never exit 3 ("internal error") and never a traceback.
 
-Loaders fed: dataset .pt, checkpoint, audit JSON, policy TOML, manifest CSV. Derandomized so CI is stable.
+Loaders fed: dataset .pt, checkpoint, audit JSON, policy TOML, manifest CSV, and the state files of run and bench
+directories (run.json, resume.pt, metrics.csv, the lock, bench_result.json). Derandomized so CI is stable.
 """
 
 from __future__ import annotations
@@ -222,3 +223,74 @@ def test_random_manifest_csv(base, header, rows, raw):
     assert_clean(*run_cli("audit", "-m", "av-tiny", "-d", path, "-q"))
     assert_clean(*run_cli("data", "prepare", path, "-o", Path(tmp) / "prepared", "-q", "--frames", "1",
                           "--size", "16"))
+
+
+# -- run-directory and bench state files (issue 21): untrusted input, never an exit 3 -----------------------------
+
+FUZZ_STATE = settings(max_examples=10, deadline=None, derandomize=True, database=None,
+                      suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+STATE_DATA = "synthetic:av-dominance?n_train=16&n_val=8&n_test=8"
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fuzz_run") / "run"
+    code, err = run_cli("finetune", "-m", "av-tiny", "-d", STATE_DATA, "-o", out, "--epochs", "1", "--batch-size",
+                        "8", "-q", "--device", "cpu")
+    assert code == 0, err
+    return out
+
+
+@pytest.fixture(scope="module")
+def finished_bench(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fuzz_bench") / "bench"
+    code, err = run_cli("bench", "-m", "av-tiny", "-d", STATE_DATA, "-o", out, "--methods", "plain", "--seeds", "1",
+                        "--epochs", "1", "--batch-size", "8", "--steps", "2", "-q", "--device", "cpu")
+    assert code == 0, err
+    return out
+
+
+state_values = (st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode())
+                | st.sampled_from([b'{"best_val_accuracy": NaN}', b'{"config": "x"}', b"9" * 5000, b"[]",
+                                   b"epoch,val_accuracy\n1,abc\n", b"epoch,train_seconds\n1,-5\n", b"\x00\xff"]))
+
+
+@FUZZ_STATE
+@given(name=st.sampled_from(["run.json", "resume.pt", "metrics.csv", ".mmbalance.lock", "last.pt"]),
+       content=state_values, field=st.sampled_from([None, "config", "best_val_accuracy", "epochs_done", "model"]),
+       value=json_values)
+def test_tampered_run_directory_state_files(finished_run, tmp_path_factory, name, content, field, value):
+    import shutil
+
+    out = tmp_path_factory.mktemp("tampered_run") / "run"
+    shutil.copytree(finished_run, out)
+    if name == "run.json" and field is not None:
+        doc = json.loads((out / name).read_text())
+        doc[field] = value
+        content = json.dumps(doc).encode()
+    (out / name).write_bytes(content)
+    assert_clean(*run_cli("finetune", "--resume", out, "-q", "--device", "cpu"))
+    assert_clean(*run_cli("finetune", "-m", "av-tiny", "-d", STATE_DATA, "-o", out, "--epochs", "1", "--batch-size",
+                          "8", "-q", "--device", "cpu", "--force"))
+
+
+@FUZZ_STATE
+@given(name=st.sampled_from(["bench_result.json", "run.json", "metrics.csv", "bench.json"]), content=state_values,
+       field=st.sampled_from([None, "test_accuracy", "shares", "seed", "train_seconds", "run", "extra"]),
+       value=json_values)
+def test_tampered_bench_state_files(finished_bench, tmp_path_factory, name, content, field, value):
+    import shutil
+
+    out = tmp_path_factory.mktemp("tampered_bench") / "bench"
+    shutil.copytree(finished_bench, out)
+    run_dir = out / "runs" / "plain" / "seed0"
+    path = out / name if name == "bench.json" else run_dir / name
+    if name == "bench_result.json" and field is not None:
+        doc = json.loads(path.read_text())
+        doc[field] = value
+        content = json.dumps(doc).encode()
+    path.write_bytes(content)
+    if name in ("run.json", "metrics.csv"):
+        (run_dir / "bench_result.json").unlink()  # so the tampered file is read again
+    assert_clean(*run_cli("bench", "-m", "av-tiny", "-d", STATE_DATA, "-o", out, "--methods", "plain", "--seeds", "1",
+                          "--epochs", "1", "--batch-size", "8", "--steps", "2", "-q", "--device", "cpu"))

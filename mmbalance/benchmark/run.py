@@ -8,7 +8,9 @@ Layout of ``out``::
     report/index.html        the table and the accuracy vs share-variance scatter
 
 A run whose ``bench_result.json`` exists is neither retrained nor re-audited; a run with
-a ``resume.pt`` but no result continues from its last complete epoch.
+a ``resume.pt`` but no result continues from its last complete epoch. The directory is
+untrusted input: one bench at a time works in it (a lock), a state file that is damaged or
+tampered with is one clear error, and files are never written through links found there.
 
 Example:
     >>> result = bench("av-tiny", "synthetic:av-dominance", out="bench/avd", methods=["plain", "gblend"],
@@ -19,8 +21,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +34,14 @@ import torch
 
 from ..audit import audit
 from ..data import MultimodalDataset, load_dataset
-from ..errors import UsageError
-from ..io import atomic_write_json, atomic_write_text
+from ..errors import DataError, UsageError
+from ..io import atomic_write_json, atomic_write_text, check_output_dir, check_output_file, confined_to
+from ..limits import MAX_BENCH_SEEDS, MAX_SEED, check_int
 from ..models import create_model, load_state_dict, save_state_dict
 from ..progress import progress_bar
 from ..training import TrainConfig, finetune
 from ..training.resume import RESUME_FILE, RUN_FILE
+from ..training.rundir import RunLock
 from .methods import DEFAULT_METHODS, RunPlan, plan_runs
 from .render import bench_markdown, write_bench_html
 from .summary import BENCH_SCHEMA, BenchRecord, summarize
@@ -85,9 +91,17 @@ def bench(model: str, data: str, *, out: str | Path, methods: Sequence[str] = DE
     out = Path(out)
     if epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {epochs}")
-    seeds = list(dict.fromkeys(int(s) for s in seeds))
+    if len(seeds) > MAX_BENCH_SEEDS:  # before listing them: range(10**14) must not be materialised
+        raise UsageError(f"--seeds must be at most {MAX_BENCH_SEEDS} (each seed trains every method), got {len(seeds)}")
+    seeds = list(dict.fromkeys(check_int("seed", int(s), 0, MAX_SEED) for s in seeds))
     if not seeds:
         raise UsageError("--seeds must be at least 1")
+    check_int("--steps", steps, 1, 1_000_000)
+    check_output_dir(out, what="--out")  # every target before any work
+    with confined_to(out):
+        for name in ("bench.json", "bench.md"):
+            check_output_file(out / name, what=f"--out's {name}")
+        check_output_dir(out / "report", what="--out's report directory")
     probe = load_dataset(data, split="train", default_split="train")
     modalities = list(probe.modalities)
     plans = plan_runs(methods, modalities, epochs=epochs)
@@ -97,8 +111,6 @@ def bench(model: str, data: str, *, out: str | Path, methods: Sequence[str] = DE
     for plan in plans:  # fail on bad settings before any training
         if plan.method != "ensemble":
             _config(base, plan, out, seeds[0]).validate(modalities)
-    records: list[BenchRecord] = []
-    trained: list[str] = []
     test_sets: dict[tuple[str, ...], MultimodalDataset] = {}
 
     def test_set(mods: Sequence[str]) -> MultimodalDataset:
@@ -107,6 +119,18 @@ def bench(model: str, data: str, *, out: str | Path, methods: Sequence[str] = DE
             test_sets[key] = load_dataset(data, split=test_split, modalities=list(mods), default_split=test_split)
         return test_sets[key]
 
+    test_set(modalities)  # a missing --test-split fails now, not after the training
+    with RunLock(out), confined_to(out):  # one bench at a time; links planted in it are never followed
+        return _bench_runs(model, data, out, plans, seeds, base, modalities, test_set, device, steps, epochs,
+                           test_split, progress, on_run)
+
+
+def _bench_runs(model: str, data: str, out: Path, plans: Sequence[RunPlan], seeds: list[int],
+                base: Mapping[str, Any], modalities: list[str],
+                test_set: Callable[[Sequence[str]], MultimodalDataset], device: str, steps: int, epochs: int,
+                test_split: str, progress: bool, on_run: RunCallback | None) -> BenchResult:
+    records: list[BenchRecord] = []
+    trained: list[str] = []
     with progress_bar("bench", total=len(plans) * len(seeds), unit="runs", enabled=progress) as advance:
         for seed in seeds:
             done: dict[str, BenchRecord] = {}
@@ -147,7 +171,9 @@ def _check_same_settings(run_dir: Path, config: TrainConfig) -> None:
     """Refuse to reuse a run trained with other settings (a stale row would be a silent wrong answer)."""
     try:
         saved = json.loads((run_dir / RUN_FILE).read_text())["config"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return
+    if not isinstance(saved, dict):
         return
     wanted = json.loads(json.dumps(config.to_dict()))
     changed = sorted(k for k in wanted if k not in _FREE and saved.get(k, wanted[k]) != wanted[k])
@@ -160,15 +186,74 @@ def _check_same_settings(run_dir: Path, config: TrainConfig) -> None:
 def _finished(run_dir: Path) -> bool:
     try:
         info = json.loads((run_dir / RUN_FILE).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
-    return "best_val_accuracy" in info
+    return isinstance(info, dict) and "best_val_accuracy" in info
 
 
 def _median_seconds(run_dir: Path, column: str) -> float:
-    with open(run_dir / "metrics.csv", newline="") as fh:
-        values = [float(row[column]) for row in csv.DictReader(fh) if row.get(column)]
+    path = run_dir / "metrics.csv"
+    try:
+        with open(path, newline="") as fh:
+            values = [float(row[column]) for row in csv.DictReader(fh) if row.get(column)]
+    except (OSError, ValueError, TypeError, csv.Error) as err:
+        raise _damaged(path, f"unreadable ({type(err).__name__})") from None
+    if not all(math.isfinite(v) and v >= 0 for v in values):
+        raise _damaged(path, f"its {column} column holds a negative or non-finite value")
     return float(statistics.median(values)) if values else 0.0
+
+
+def _damaged(path: Path, why: str) -> DataError:
+    return DataError(f"{path} is damaged or was edited: {why}",
+                     hint=f"delete {path.parent} to train and audit that run again")
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number")
+
+
+def read_record(path: Path) -> BenchRecord:
+    """A run's ``bench_result.json``, checked field by field; anything else is one :class:`DataError`."""
+    try:
+        if path.stat().st_size > 1 << 20:
+            raise ValueError("larger than 1 MiB")
+        doc = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as err:
+        raise _damaged(path, f"not valid JSON ({str(err)[:80]})") from None
+    if not isinstance(doc, dict):
+        raise _damaged(path, "not a JSON object")
+
+    def number(key: str, low: float, high: float, *, optional: bool = False) -> None:
+        value = doc.get(key)
+        if optional and value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)) \
+                or not low <= float(value) <= high:
+            raise _damaged(path, f"{key} is {str(value)[:40]!r}, not a number between {low} and {high}")
+
+    for key in ("run", "method"):
+        if not isinstance(doc.get(key), str):
+            raise _damaged(path, f"{key} is not a string")
+    if isinstance(doc.get("seed"), bool) or not isinstance(doc.get("seed"), int):
+        raise _damaged(path, "seed is not an integer")
+    number("seed", 0, MAX_SEED)
+    number("test_accuracy", 0.0, 1.0)
+    number("train_seconds", 0.0, 1e12)
+    number("best_val_accuracy", 0.0, 1.0, optional=True)
+    number("best_epoch", 0, 1e12, optional=True)
+    shares = doc.get("shares")
+    if not isinstance(shares, dict) or not all(isinstance(k, str) for k in shares):
+        raise _damaged(path, "shares is not an object of modality -> share")
+    for m, v in shares.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= float(v) <= 1.0:
+            raise _damaged(path, f"the share of {m[:40]!r} is {str(v)[:40]!r}, not a number between 0 and 1")
+    if not isinstance(doc.get("extra", {}), dict) or not isinstance(doc.get("run_dir", ""), str):
+        raise _damaged(path, "extra or run_dir has the wrong type")
+    with contextlib.suppress(KeyError):
+        for v in doc["extra"].values():
+            if isinstance(v, float) and not math.isfinite(v):
+                raise _damaged(path, "extra holds a non-finite number")
+    return BenchRecord.from_dict(doc)
 
 
 def _run_one(plan: RunPlan, run_dir: Path, base: Mapping[str, Any], seed: int, done: Mapping[str, BenchRecord],
@@ -177,8 +262,10 @@ def _run_one(plan: RunPlan, run_dir: Path, base: Mapping[str, Any], seed: int, d
     if plan.method != "ensemble":
         _check_same_settings(run_dir, _config(base, plan, out, seed))
     result_path = run_dir / RESULT_FILE
-    if result_path.is_file():
-        return BenchRecord.from_dict(json.loads(result_path.read_text())), "done"
+    if result_path.is_file() or result_path.is_symlink():
+        if result_path.is_symlink() or not result_path.is_file():
+            raise _damaged(result_path, "it is a link, not the file bench wrote")
+        return read_record(result_path), "done"
     status = "trained"
     if plan.method == "ensemble":
         spec, args, ckpt, seconds = _assemble_ensemble(plan, run_dir, done, base, out, seed)
@@ -194,7 +281,17 @@ def _run_one(plan: RunPlan, run_dir: Path, base: Mapping[str, Any], seed: int, d
         else:
             finetune(_config(base, plan, out, seed), progress=False)
         config = _config(base, plan, out, seed)
-        info = json.loads((run_dir / RUN_FILE).read_text())
+        try:
+            info = json.loads((run_dir / RUN_FILE).read_text(), parse_constant=_reject_constant)
+            if not isinstance(info, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError, RecursionError) as err:
+            raise _damaged(run_dir / RUN_FILE, f"not valid JSON ({str(err)[:80]})") from None
+        for key, high in (("best_val_accuracy", 1.0), ("best_epoch", 1e12)):
+            value = info.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not 0 <= value <= high):
+                raise _damaged(run_dir / RUN_FILE, f"{key} is {str(value)[:40]!r}")
         if config.unimodal:
             spec, args = "unimodal", {"base": config.model, "modality": config.unimodal,
                                       "base_args": dict(config.model_args)}

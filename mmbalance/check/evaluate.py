@@ -441,6 +441,9 @@ def check(
     rules = list(rules)
     if not rules:
         raise UsageError("no check rules given", hint="pass e.g. --max-share 0.7, or --policy mmbalance.toml")
+    check_consistent(audit)
+    if baseline is not None:
+        check_consistent(baseline, what="baseline audit")
     method_name = method or _default_method(audit)
     _validate(rules, audit, baseline, method_name)
     outcomes = _integrity(audit) + _trust(audit, require_agreement=require_agreement,
@@ -465,3 +468,42 @@ def check(
     uses_shares = any(r.spec.share_rule or r.name == "max_share_increase" for r in rules)
     return CheckReport(outcomes=tuple(outcomes), audit=_summary(audit, method_name if uses_shares else None),
                        baseline=_summary(baseline, method_name) if baseline is not None else None)
+
+
+# Shares of one method sum to 1 (scores_to_shares); a JSON round trip keeps that to ~1e-12.
+_SUM_TOLERANCE = 1e-6
+
+
+def check_consistent(audit: AuditResult, *, what: str = "audit") -> None:
+    """Refuse an audit whose fields disagree: the modalities and the primary method are re-derived from the methods.
+
+    An audit file is untrusted input: dropping a modality from ``modalities`` (or naming a
+    ``primary_method`` the file lacks) must not turn a failing check into a pass. Every method's
+    shares must name only the listed modalities and, when all are there, sum to 1; ``primary_method`` must be one
+    of the methods (a listed modality without a value fails the check instead). Raises :class:`~mmbalance.errors.ResultsError` (exit 2).
+
+    Example:
+        >>> from mmbalance.results import AuditResult, MethodResult
+        >>> ig = MethodResult(name="ig", shares={"audio": 0.15, "visual": 0.85})
+        >>> check_consistent(AuditResult(model="m", data="d", n_samples=4, modalities=["audio"], accuracy=0.9,
+        ...                              methods={"ig": ig}))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        mmbalance.errors.ResultsError: the audit lists the modalities audio, but its ig shares name audio, visual ...
+    """
+    listed = list(audit.modalities)
+    hint = "re-run the audit; an audit file must not be edited by hand"
+    if len(set(listed)) != len(listed):
+        raise ResultsError(f"the {what} lists a modality twice ({', '.join(listed)})", hint=hint)
+    if audit.methods and audit.primary_method not in audit.methods:
+        raise ResultsError(f"the {what}'s primary_method '{audit.primary_method}' is not one of its methods "
+                           f"({', '.join(audit.methods)})", hint=hint)
+    for name, m in audit.methods.items():
+        for kind, values in (("shares", m.shares), ("scores", m.scores)):
+            if kind == "scores" and not values:
+                continue
+            if set(values) - set(listed):  # a listed modality without a value is a FAIL (_integrity), not this
+                raise ResultsError(f"the {what} lists the modalities {', '.join(listed) or 'none'}, but its {name} "
+                                   f"{kind} name {', '.join(map(str, values)) or 'none'}", hint=hint)
+        finite = [float(v) for v in m.shares.values() if _finite(v) is not None]
+        if len(finite) == len(listed) and finite and abs(math.fsum(finite) - 1.0) > _SUM_TOLERANCE:
+            raise ResultsError(f"the {what}'s {name} shares sum to {math.fsum(finite):.6g}, not 1", hint=hint)

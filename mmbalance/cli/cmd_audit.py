@@ -11,12 +11,12 @@ import typer
 from ..attribution import list_estimators
 from ..audit import DEFAULT_BOOTSTRAP, DEFAULT_METHODS
 from ..audit import audit as run_audit
-from ..io import check_output_file
+from ..io import check_not_same_file, check_output_file
 from ..models import parse_model_args
 from ._media_options import SkipBadOpt, media_data, with_decoding_options
 from ._options import (BatchSizeOpt, CallOpt, CheckpointOpt, DataOpt, DeterministicOpt, DeviceOpt, JsonOpt,
                        ModalitiesOpt, ModelArgOpt, ModelOpt, OutputOpt, PadIdOpt, PassThroughOpt, QuietOpt, SplitOpt,
-                       TrustOpt, parse_output, split_list)
+                       TrustOpt, TrustRemoteOpt, parse_output, split_list)
 from ._render import print_audit, print_warnings
 from .app import app, stderr_console, stdout_console
 
@@ -76,6 +76,7 @@ def audit_command(
     modalities: ModalitiesOpt = None,
     model_arg: ModelArgOpt = None,
     trust_checkpoint: TrustOpt = False,
+    trust_remote_code: TrustRemoteOpt = False,
     skip_bad: SkipBadOpt = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
@@ -95,17 +96,25 @@ def audit_command(
         check_output_file(out, what="--out", example="audit.json")  # fail now, not after the audit
     if per_sample is not None:
         check_output_file(per_sample, what="--per-sample", example="samples.csv")
+    inputs = (("--data", data), ("--checkpoint", str(checkpoint) if checkpoint else None))
+    if out is not None:
+        check_not_same_file(out, *inputs, ("--per-sample", per_sample), what="--out")
+    if per_sample is not None:
+        check_not_same_file(per_sample, *inputs, what="--per-sample")
     data = media_data(data, skip_bad=skip_bad, **decoding)
-    result = run_audit(
-        model, data, checkpoint=str(checkpoint) if checkpoint else None, trust_checkpoint=trust_checkpoint,
-        model_args=parse_model_args(model_arg or []), split=split, modalities=split_list(modalities),
-        output=parse_output(output), methods=split_list(method) or [], steps=steps, batch_size=batch_size,
-        limit=limit, target=target, device=device, progress=not quiet and not as_json,
-        level=level, baseline=baseline, quadrature=quadrature, tolerance=tolerance,
-        embedding_layers=embedding_layer, repeats=repeats, bootstrap=bootstrap,
-        per_sample=str(per_sample) if per_sample is not None else None, seed=seed, deterministic=deterministic,
-        precision=precision, pass_through=pass_through, call=call, pad_id=pad_id, pool=pool, sanity=sanity,
-    )
+    from ..models.hf import remote_code_trusted
+
+    with remote_code_trusted(trust_remote_code):
+        result = run_audit(
+            model, data, checkpoint=str(checkpoint) if checkpoint else None, trust_checkpoint=trust_checkpoint,
+            model_args=parse_model_args(model_arg or []), split=split, modalities=split_list(modalities),
+            output=parse_output(output), methods=split_list(method) or [], steps=steps, batch_size=batch_size,
+            limit=limit, target=target, device=device, progress=not quiet and not as_json,
+            level=level, baseline=baseline, quadrature=quadrature, tolerance=tolerance,
+            embedding_layers=embedding_layer, repeats=repeats, bootstrap=bootstrap,
+            per_sample=str(per_sample) if per_sample is not None else None, seed=seed, deterministic=deterministic,
+            precision=precision, pass_through=pass_through, call=call, pad_id=pad_id, pool=pool, sanity=sanity,
+        )
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun, rank 0 writes and prints
     if out is not None:

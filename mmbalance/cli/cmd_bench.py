@@ -9,6 +9,7 @@ import typer
 
 from ..benchmark import DEFAULT_METHODS, bench
 from ..errors import UsageError
+from ..limits import MAX_BENCH_SEEDS
 from ..models import parse_model_args
 from ..training import TrainingInterrupted
 from ._options import BatchSizeOpt, DataOpt, DeviceOpt, ModelArgOpt, ModelOpt, QuietOpt, split_list, output_dir
@@ -21,7 +22,7 @@ def bench_command(
     data: DataOpt,
     out: Annotated[Path, typer.Option("--out", "-o", parser=output_dir, help="Bench directory: runs/, bench.md, bench.json, report/.")],
     methods: Annotated[str, typer.Option("--methods", help="Comma-separated: plain, unimodal, ensemble, gblend, ogm-ge, modality-dropout, aux, attribution, attribution-aux.")] = ",".join(DEFAULT_METHODS),
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Number of seeds (0 .. N-1) per method.")] = 3,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, max=MAX_BENCH_SEEDS, help="Number of seeds (0 .. N-1) per method.")] = 3,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs per run (the same budget for every method).")] = 10,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate shared by every method.")] = 1e-3,
     batch_size: BatchSizeOpt = 32,

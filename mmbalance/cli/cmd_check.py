@@ -19,12 +19,12 @@ from ..check import (CheckReport, Policy, append_step_summary, check, load_polic
                      to_annotations, to_table, write_junit)
 from ..check.rules import ABLATION, Verdict
 from ..errors import MMBalanceError, UsageError
-from ..io import check_output_file
+from ..io import check_not_same_file, check_output_file
 from ..results import DEFAULT_METHODS, AuditResult
 from ._options import (BatchSizeOpt, CallOpt, CheckpointOpt, DataOpt, DeviceOpt, ModalitiesOpt, ModelArgOpt,
-                       ModelOpt, OutputOpt, PadIdOpt, PassThroughOpt, QuietOpt, SplitOpt, TrustOpt, parse_output,
-                       split_list)
-from .app import EXIT_CHECK_FAILED, app, stderr_console, stdout_console
+                       ModelOpt, OutputOpt, PadIdOpt, PassThroughOpt, QuietOpt, SplitOpt, TrustOpt, TrustRemoteOpt,
+                       parse_output, split_list)
+from .app import EXIT_CHECK_FAILED, EXIT_OK, app, record_verdict, stderr_console, stdout_console
 
 _RULES_PANEL = "Rules ([MODALITY=]NUMBER[:warn|:fail])"
 _AUDIT_PANEL = "Run the audit (instead of --audit)"
@@ -52,6 +52,7 @@ _Output = Annotated[Optional[str], _in_panel(OutputOpt)]
 _Device = Annotated[str, _in_panel(DeviceOpt)]
 _BatchSize = Annotated[int, _in_panel(BatchSizeOpt)]
 _Trust = Annotated[bool, _in_panel(TrustOpt)]
+_TrustRemote = Annotated[bool, _in_panel(TrustRemoteOpt)]
 _PassThrough = Annotated[Optional[str], _in_panel(PassThroughOpt)]
 _Call = Annotated[str, _in_panel(CallOpt)]
 _PadId = Annotated[Optional[int], _in_panel(PadIdOpt)]
@@ -123,6 +124,7 @@ def check_command(
     steps: Annotated[int, typer.Option(
         "--steps", min=1, help="Integrated Gradients steps.", rich_help_panel=_AUDIT_PANEL)] = 32,
     trust_checkpoint: _Trust = False,
+    trust_remote_code: _TrustRemote = False,
     save_audit: Annotated[Optional[Path], typer.Option(
         "--save-audit", help="Also write the audit it ran to this JSON file.", rich_help_panel=_AUDIT_PANEL)] = None,
     junit: Annotated[Optional[Path], typer.Option(
@@ -142,6 +144,10 @@ def check_command(
     for flag, target, example in (("--junit", junit, "junit.xml"), ("--save-audit", save_audit, "audit.json")):
         if target is not None:
             check_output_file(target, what=flag, example=example)  # fail now, not after the audit
+            check_not_same_file(target, ("--audit", audit_file), ("--baseline", baseline), ("--policy", policy_file),
+                                ("--data", data), ("--checkpoint", checkpoint), what=flag)
+    if junit is not None and save_audit is not None:
+        check_not_same_file(junit, ("--save-audit", save_audit), what="--junit")
     policy = load_policy(policy_file) if policy_file is not None else Policy()
     flag_rules = rules_from_options(
         max_share=max_share or (), min_share=min_share or (), max_share_variance=max_share_variance,
@@ -181,13 +187,16 @@ def check_command(
             methods.append("ig")
         from ..audit import audit as run_audit  # lazy: the audit stack (torch, models) only when needed
         from ..models import parse_model_args
+        from ..models.hf import remote_code_trusted
 
-        result = run_audit(
-            model, data, checkpoint=str(checkpoint) if checkpoint else None, trust_checkpoint=trust_checkpoint,
-            model_args=parse_model_args(model_arg or []), split=split, modalities=split_list(modalities),
-            output=parse_output(output), methods=methods, steps=steps, batch_size=batch_size, limit=limit,
-            device=device, progress=not quiet and not as_json, pass_through=pass_through, call=call, pad_id=pad_id,
-        )
+        with remote_code_trusted(trust_remote_code):
+            result = run_audit(
+                model, data, checkpoint=str(checkpoint) if checkpoint else None, trust_checkpoint=trust_checkpoint,
+                model_args=parse_model_args(model_arg or []), split=split, modalities=split_list(modalities),
+                output=parse_output(output), methods=methods, steps=steps, batch_size=batch_size, limit=limit,
+                device=device, progress=not quiet and not as_json, pass_through=pass_through, call=call,
+                pad_id=pad_id,
+            )
         if save_audit is not None:
             result.save(save_audit)
     elif model is not None or data is not None:
@@ -199,6 +208,7 @@ def check_command(
                    per_class=per_class if per_class is not None else policy.per_class,
                    require_agreement=require_agreement or policy.require_agreement,
                    allow_untrained=allow_untrained or policy.allow_untrained)
+    record_verdict(EXIT_OK if report.passed else EXIT_CHECK_FAILED)  # before printing: a closed pipe cannot change it
     _emit(report, junit=junit, as_json=as_json, quiet=quiet)
     if not report.passed:
         raise typer.Exit(EXIT_CHECK_FAILED)

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ..data import load_dataset, write_synthetic
 from ..data import synthetic
-from ._options import output_dir
+from ._options import QuietOpt, output_dir
 from .app import app, stdout_console
 
 data_app = typer.Typer(
@@ -33,10 +33,13 @@ def synth_command(
                                              help="Number of classes (in pairs that audio cannot tell apart).")] =
         synthetic.DEFAULT_NUM_CLASSES,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing split files in --out.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Write the built-in [bold]synthetic:av-dominance[/] data (audio easy but incomplete, visual slow but needed)."""
     paths = write_synthetic(out, seed=seed, n_train=n_train, n_val=n_val, n_test=n_test,
                             num_classes=num_classes, overwrite=force)
+    if quiet:
+        return
     table = Table("split", "samples", "audio", "visual", "file", title=f"synthetic:{synthetic.NAME}, seed {seed}",
                   title_justify="left")
     for split, path in paths.items():

@@ -19,11 +19,12 @@ from ..training.resume import RESUME_FILE
 from ..training.rundir import check_new_run_dir
 from ._media_options import SkipBadOpt, media_data, with_decoding_options
 from ._options import (BatchSizeOpt, CallOpt, CheckpointOpt, DeterministicOpt, DeviceOpt, ModalitiesOpt, ModelArgOpt,
-                       OutputOpt, PadIdOpt, PassThroughOpt, QuietOpt, parse_output, split_list, output_dir)
+                       OutputOpt, PadIdOpt, PassThroughOpt, QuietOpt, TrustRemoteOpt, parse_output, split_list,
+                       output_dir)
 from .app import app, interrupt_exit_code, interrupt_reason, stderr_console, stdout_console
 
 # Options that may accompany --resume (everything else comes from the saved run).
-_RESUME_OPTIONS = {"resume", "device", "quiet", "trust_checkpoint"}
+_RESUME_OPTIONS = {"resume", "device", "quiet", "trust_checkpoint", "trust_remote_code"}
 
 
 @app.command("finetune")
@@ -82,6 +83,7 @@ def finetune_command(
     pad_id: PadIdOpt = None,
     model_arg: ModelArgOpt = None,
     trust_checkpoint: Annotated[bool, typer.Option("--trust-checkpoint", help="Allow full unpickling of --checkpoint; with --resume, allow a run whose saved model is module:factory or file.py:factory. Only for files you trust: it can run code.")] = False,
+    trust_remote_code: TrustRemoteOpt = False,
     skip_bad: SkipBadOpt = False,
     quiet: QuietOpt = False,
     *,
@@ -105,7 +107,7 @@ def finetune_command(
         if given:
             flags = ", ".join("--" + n.rstrip("_").replace("_", "-") for n in given)
             raise UsageError(f"--resume continues a run with its saved settings; drop {flags}",
-                             hint="only --device, --quiet and --trust-checkpoint may accompany --resume")
+                             hint="only --device, --quiet, --trust-checkpoint and --trust-remote-code may accompany --resume")
         run = lambda: finetune(resume=resume, progress=not quiet, trust_checkpoint=trust_checkpoint,  # noqa: E731
                                device=device if ctx.get_parameter_source("device") is
                                ParameterSource.COMMANDLINE else None)
@@ -134,8 +136,11 @@ def finetune_command(
         config.validate()
         run = lambda: finetune(config, progress=not quiet, force=force)  # noqa: E731
         where = out
+    from ..models.hf import remote_code_trusted
+
     try:
-        result = run()
+        with remote_code_trusted(trust_remote_code):
+            result = run()
     except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: say where the resumable state is
         if main_rank:
             stderr_console().print(_interrupted_line(err, Path(str(where))), markup=True, highlight=False)

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ..models import list_model_info
-from ._options import JsonOpt
+from ._options import JsonOpt, QuietOpt
 from .app import app, stderr_console, stdout_console
 
 
@@ -17,11 +17,16 @@ from .app import app, stderr_console, stdout_console
 def models_command(
     pattern: Annotated[str, typer.Argument(help="fnmatch pattern (a plain word matches as a substring).")] = "*",
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """List models usable with [bold]--model[/]: built-ins and installed plug-ins."""
     infos = list_model_info(pattern)
     if as_json:
         typer.echo(json.dumps([info.to_json() for info in infos], indent=2))
+        return
+    if quiet:  # the names only, one a line
+        for info in infos:
+            typer.echo(info.name)
         return
     if not infos:
         stderr_console().print(f"no models match {pattern!r}", markup=False)

@@ -2,7 +2,10 @@
 
 A file holds ``{"inputs": {modality: Tensor[N, ...]}, "labels": LongTensor[N],
 "classes": [names]}`` (``classes`` optional). It is read with ``weights_only=True`` (no
-arbitrary code) and memory-mapped, so large files stream from disk.
+arbitrary code) and memory-mapped, so large files stream from disk. Memory-mapping reads every
+tensor's declared shape and strides without allocating it, so a tensor that declares more memory
+than the machine has (a stride-0 ``expand`` of 80 GB saved in a few kilobytes, say) is refused
+with its declared size before anything touches it, in ``inputs``, ``labels`` and ``extra`` alike.
 
 Example:
     >>> import tempfile, pathlib, torch
@@ -29,12 +32,16 @@ from ..errors import DataError
 from ..io import atomic_torch_save
 from .dataset import TensorMultimodalDataset, check_tensor_dataset
 
-__all__ = ["SUFFIXES", "load_tensor_file", "read_tensor_file", "save_tensor_dataset"]
+__all__ = ["SUFFIXES", "check_declared_sizes", "load_tensor_file", "read_tensor_file", "save_tensor_dataset"]
 
 SUFFIXES = (".pt", ".pth")
 _ZIP_MAGIC = b"PK\x03\x04"
 _UNSAFE_GLOBAL = re.compile(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([A-Za-z_][\w.]*)")
 _ONLY_SAFE = "a dataset file must contain only tensors, dicts, lists and strings"
+# A tensor declaring more than this many times the bytes it stores (overlapping strides) is refused
+# once it declares more than _BROADCAST_FLOOR bytes: materialising it would blow up memory.
+_BROADCAST_RATIO = 8
+_BROADCAST_FLOOR = 256 << 20
 
 
 def load_tensor_file(
@@ -103,7 +110,7 @@ def read_tensor_file(path: str | os.PathLike[str]) -> Any:
         raise DataError(f"{path} is empty", hint="write it again with mmbalance.data.save_tensor_dataset")
     try:
         # zip files (torch.save's format since 1.6) can be memory-mapped; legacy ones cannot
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=head == _ZIP_MAGIC)
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=head == _ZIP_MAGIC)
     except pickle.UnpicklingError as err:
         refused = refused_pickle(err)
         if refused:
@@ -119,6 +126,74 @@ def read_tensor_file(path: str | os.PathLike[str]) -> Any:
         reason = str(err).split(". ")[0].strip() or type(err).__name__
         raise DataError(f"{path} is not a readable torch file (corrupt or truncated?): {reason[:200]}",
                         hint="write it again with torch.save or mmbalance.data.save_tensor_dataset") from None
+    check_declared_sizes(obj, str(path))
+    return obj
+
+
+def _available_memory() -> int:
+    """Bytes of memory available now (MemAvailable), or the physical memory when that is unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (OSError, ValueError, AttributeError):
+        return 1 << 62
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n} bytes"
+
+
+def check_declared_sizes(obj: Any, where: str, *, limit: int | None = None) -> None:
+    """Refuse any tensor in ``obj`` whose declared size could not be allocated, before it is touched.
+
+    A tensor declares ``numel * element_size`` bytes. One that declares more than it stores (a
+    broadcast view, stride 0) would be allocated when used: it is refused when that exceeds
+    ``limit`` (default: the memory available now) or far exceeds what it stores. A memory-mapped
+    tensor whose bytes are all in the file is never refused for its size. One :class:`DataError` names the entry and the declared size.
+
+    Example:
+        >>> import torch
+        >>> check_declared_sizes({"x": torch.zeros(4)}, "d.pt")
+        >>> check_declared_sizes({"x": torch.zeros(1).expand(10**11)}, "d.pt")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        mmbalance.errors.DataError: d.pt: 'x' declares 400.0 GB ...
+    """
+    budget = _available_memory() if limit is None else limit
+    for name, t in _tensors(obj, ""):
+        declared = t.numel() * t.element_size()
+        try:
+            stored = t.untyped_storage().nbytes()
+        except (RuntimeError, NotImplementedError):
+            stored = declared
+        if declared <= stored:  # its bytes are in the file (memory-mapped): nothing to allocate
+            continue
+        broadcast = declared > _BROADCAST_FLOOR and declared > _BROADCAST_RATIO * max(stored, 1)
+        if declared > budget or broadcast:
+            why = (f"but stores only {_gb(stored)} (a broadcast/expand view)" if broadcast
+                   else f"more than the {_gb(budget)} of memory available")
+            raise DataError(f"{where}: {name!r} declares {_gb(declared)} ({tuple(t.shape)}, {t.dtype}) {why}; "
+                            "refused before allocating it",
+                            hint="save real data with .contiguous() (or .clone()), or split it into smaller files")
+
+
+def _tensors(obj: Any, prefix: str, depth: int = 0) -> Any:
+    """``(dotted name, tensor)`` for every tensor in nested dicts, lists and tuples."""
+    if depth > 64:
+        return
+    if isinstance(obj, Tensor):
+        yield prefix or "tensor", obj
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from _tensors(value, f"{prefix}.{key}" if prefix else str(key), depth + 1)
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            yield from _tensors(value, f"{prefix}[{i}]", depth + 1)
 
 
 def save_tensor_dataset(

@@ -268,6 +268,9 @@ def load_model(spec: str, *, checkpoint: str | os.PathLike[str] | None = None, t
         >>> m.modalities, m.training
         (('audio', 'visual'), False)
     """
+    if is_hf_spec(spec) and call == "dict":
+        raise ModelError(f"model {spec!r}: Hugging Face models take their inputs as keywords, not one mapping",
+                         hint="drop --call dict (or use --call keyword)")
     model = create_model(spec, num_classes=num_classes, model_args=model_args)
     if is_hf_spec(spec):
         if modalities is None:

@@ -9,14 +9,26 @@ The directory's ``config.json`` names the model class in ``architectures`` (for 
 ``--pass-through`` says otherwise. ``transformers`` is an optional extra
 (``pip install mmbalance[hf]``).
 
+A saved directory is untrusted input: it is loaded with ``trust_remote_code=False`` (Python code
+the directory ships, named by ``auto_map``, is never run and stdin is never read for a prompt)
+unless :func:`remote_code_trusted` (``--trust-remote-code``) allows it; ``architectures`` must
+name a ``transformers`` model class (not an Auto class, a pipeline or a Trainer); and every
+shard a sharded index names must lie inside the directory.
+
 Example: ``mmbalance audit --model hf:runs/vilt --data vqa.pt --method ig,ablation``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
+import io
+import json
+import os
+import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from torch import nn
 
@@ -24,11 +36,46 @@ from ..errors import ModelError
 from ._registry import one_line
 
 __all__ = ["HF_PREFIX", "KNOWN_PASS_THROUGH", "is_hf_spec", "load_hf_model", "hf_modalities",
-           "default_pass_through"]
+           "default_pass_through", "remote_code_trusted"]
 
 HF_PREFIX = "hf:"
 #: auxiliary inputs of Hugging Face models passed through (never attributed) by default
 KNOWN_PASS_THROUGH = ("attention_mask", "token_type_ids", "pixel_mask", "position_ids", "image_attention_mask")
+
+
+_REMOTE_CODE: contextvars.ContextVar[bool] = contextvars.ContextVar("mmbalance_trust_remote_code", default=False)
+_INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+_REMOTE_HINT = ("pass --trust-remote-code only if you trust that directory: it runs the Python files it ships; "
+                "otherwise save the model with a transformers class (model.save_pretrained)")
+
+
+@contextlib.contextmanager
+def remote_code_trusted(allowed: bool = True) -> Iterator[None]:
+    """Within the block, ``hf:DIR`` may run Python code its ``config.json`` names (``auto_map``).
+
+    Off by default; the CLI's ``--trust-remote-code``. Only for directories you trust.
+
+    Example:
+        >>> with remote_code_trusted():  # doctest: +SKIP
+        ...     model = load_hf_model("hf:runs/custom-model")
+    """
+    token = _REMOTE_CODE.set(bool(allowed))
+    try:
+        yield
+    finally:
+        _REMOTE_CODE.reset(token)
+
+
+@contextlib.contextmanager
+def _no_prompt() -> Iterator[None]:
+    """No prompt can read stdin or print on stdout (``--json`` output stays JSON) while transformers loads."""
+    old_in = sys.stdin
+    sys.stdin = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdin = old_in
 
 
 def is_hf_spec(spec: Any) -> bool:
@@ -57,20 +104,79 @@ def _class_and_path(spec: str) -> tuple[Any, Path]:
                          "save_pretrained (config.json and the weights)")
     if not (path / "config.json").is_file():
         raise ModelError(f"{spec!r}: {path} has no config.json", hint="save the model with model.save_pretrained(DIR)")
+    trusted = _REMOTE_CODE.get()
     transformers = _transformers()
     try:
-        config = transformers.AutoConfig.from_pretrained(str(path), local_files_only=True)
+        with _no_prompt():
+            config = transformers.AutoConfig.from_pretrained(str(path), local_files_only=True,
+                                                             trust_remote_code=trusted)
     except Exception as err:  # noqa: BLE001 - transformers raises many kinds for bad configs
-        raise ModelError(f"{spec!r}: cannot read its config: {one_line(err)}") from err
+        if not trusted and "auto_map" in _raw_config(path):
+            raise ModelError(f"{spec!r}: its config.json asks to run Python code from {path} (auto_map); "
+                             "refused", hint=_REMOTE_HINT) from None
+        raise ModelError(f"{spec!r}: cannot read its config: {one_line(err)}") from None
     names = list(getattr(config, "architectures", None) or [])
     if not names:
         raise ModelError(f"{spec!r}: config.json names no architecture",
                          hint="save the model itself (e.g. ViltForQuestionAnswering) with save_pretrained")
-    cls = getattr(transformers, names[0], None)
+    name = str(names[0])
+    auto_map = _raw_config(path).get("auto_map")
+    if trusted and isinstance(auto_map, dict) and getattr(transformers, name, None) is None:
+        for auto_name, ref in auto_map.items():
+            ref = ref[0] if isinstance(ref, (list, tuple)) and ref else ref
+            auto_cls = getattr(transformers, str(auto_name), None)
+            if isinstance(ref, str) and ref.split(".")[-1] == name and auto_cls is not None \
+                    and str(auto_name).startswith("AutoModel"):
+                return auto_cls, path
+    cls = getattr(transformers, name, None)
     if cls is None:
-        raise ModelError(f"{spec!r}: transformers {transformers.__version__} has no model class {names[0]}",
-                         hint="install the transformers version the model was saved with")
+        remote = isinstance(auto_map, dict) and not trusted
+        raise ModelError(f"{spec!r}: transformers {transformers.__version__} has no model class {_shown(name)}"
+                         + (" (it names code shipped in the directory, auto_map)" if remote else ""),
+                         hint=_REMOTE_HINT if remote else "install the transformers version the model was saved with")
+    if not (inspect.isclass(cls) and issubclass(cls, transformers.PreTrainedModel)):
+        raise ModelError(f"{spec!r}: config.json's architectures names {_shown(name)}, which is not a "
+                         "transformers model class (an Auto class, a pipeline or a Trainer cannot be loaded)",
+                         hint="name the model class itself, e.g. ViltForQuestionAnswering, as save_pretrained does")
+    _check_shards(spec, path)
     return cls, path
+
+
+def _shown(text: str) -> str:
+    """A name from a file, printable and short, for a one-line message."""
+    return text.encode("unicode_escape").decode("ascii")[:120]
+
+
+def _raw_config(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _check_shards(spec: str, path: Path) -> None:
+    """Every file a sharded index names is a plain name inside ``path`` (no ``..``, no absolute paths)."""
+    for index_name in _INDEX_FILES:
+        index = path / index_name
+        if not index.exists():
+            continue
+        try:
+            doc = json.loads(index.read_text(encoding="utf-8"))
+            weight_map = doc["weight_map"]
+            shards = set(weight_map.values())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            raise ModelError(f"{spec!r}: {index_name} is not a readable shard index",
+                             hint="save the model again with save_pretrained") from None
+        for shard in shards:
+            text = str(shard)
+            parts = Path(text).parts
+            inside = os.path.normpath(os.path.join(str(path), text))
+            if (not isinstance(shard, str) or not text or os.path.isabs(text) or ".." in parts
+                    or os.path.dirname(inside) != os.path.normpath(str(path))):
+                raise ModelError(f"{spec!r}: {index_name} names the shard {_shown(text)!r} outside {path}",
+                                 hint="a shard index may only name files in the model directory; "
+                                      "save the model again with save_pretrained")
 
 
 def load_hf_model(spec: str) -> nn.Module:
@@ -78,7 +184,10 @@ def load_hf_model(spec: str) -> nn.Module:
     cls, path = _class_and_path(spec)
     _transformers().utils.logging.disable_progress_bar()
     try:
-        model = cls.from_pretrained(str(path), local_files_only=True)
+        with _no_prompt():
+            model = cls.from_pretrained(str(path), local_files_only=True, trust_remote_code=_REMOTE_CODE.get())
+    except ModelError:
+        raise
     except Exception as err:  # noqa: BLE001
         raise ModelError(f"{spec!r}: loading {cls.__name__} failed: {one_line(err)}") from err
     return model.eval()

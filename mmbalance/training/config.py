@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 
 from ..attribution.hooks import parse_embedding_layers
 from ..data import parse_pass_through
-from ..limits import MAX_EPOCHS, MAX_SEED, MAX_STEPS, check_int
+from ..limits import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_SEED, MAX_STEPS, check_int
 from ..errors import UsageError
 from ..models.adapter import CALL_STYLES
 from .differentiable import ATTRIBUTIONS, LEVELS, PENALTIES, POOLS
@@ -152,8 +152,7 @@ class TrainConfig:
             raise UsageError(f"--lr must be positive, got {self.lr}")
         if self.weight_decay < 0:
             raise UsageError(f"--weight-decay must be >= 0, got {self.weight_decay}")
-        if self.batch_size < 1:
-            raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}")
+        check_int("--batch-size", self.batch_size, 1, MAX_BATCH_SIZE)
         if self.scheduler not in SCHEDULERS:
             raise UsageError(f"unknown --scheduler {self.scheduler!r}", hint=f"use one of {', '.join(SCHEDULERS)}")
         if self.regularizer not in REGULARIZERS:

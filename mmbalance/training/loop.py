@@ -40,7 +40,7 @@ from ..data import MultimodalDataset, iter_batches, load_dataset, make_loader
 from ..device import resolve_device
 from ..distributed import all_reduce_sum, barrier, init_distributed, shutdown_distributed
 from ..errors import DataError, MMBalanceWarning, TrainingError, UsageError
-from ..io import atomic_write_json, atomic_write_text, check_output_dir
+from ..io import atomic_write_json, atomic_write_text, check_output_dir, confined_to
 from ..models import ModelAdapter, load_model, save_state_dict
 from ..models.binding import fit_to_model, split_pass_through
 from ..progress import progress_bar
@@ -209,7 +209,8 @@ def finetune(config: TrainConfig | None = None, *, resume: str | Path | None = N
             check_output_dir(config.out, what="--out")
             if _main_process():
                 lock = RunLock(config.out).acquire()  # first: a busy directory is named by its holder's PID
-            check_new_run_dir(config.out, force=force, probe_lock=False)
+            with confined_to(config.out):  # links planted in the run directory are never followed
+                check_new_run_dir(config.out, force=force, probe_lock=False)
         dev = resolve_device(config.device)
         if config.amp and dev.type != "cuda":
             raise UsageError("--amp (mixed precision) needs a CUDA device", hint="drop --amp or use --device cuda")
@@ -217,7 +218,7 @@ def finetune(config: TrainConfig | None = None, *, resume: str | Path | None = N
         if info.enabled and dev.type == "cuda":
             dev = torch.device("cuda", info.local_rank)
         try:
-            with deterministic_mode(config.deterministic):
+            with deterministic_mode(config.deterministic), confined_to(config.out):
                 return _train(config, state, dev, info.rank, info.world_size, progress and info.is_main,
                               on_epoch_end)
         finally:

@@ -6,6 +6,9 @@
 * :class:`RunLock` lets one process at a time work in a run directory. The lock file
   (``.mmbalance.lock``) holds the owner's PID and an ``flock`` on it; the kernel drops the
   ``flock`` when the owner dies however it dies, so a lock left by a dead process is taken over.
+  A run directory is untrusted input: the lock is opened with ``O_NOFOLLOW | O_NONBLOCK`` and
+  must be a regular file, so a planted symlink or FIFO is refused, never written through or
+  waited on.
 
 Example:
     >>> import tempfile
@@ -21,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 from pathlib import Path
 from types import TracebackType
 
@@ -93,10 +97,13 @@ class RunLock:
     def probe(self) -> None:
         """Raise :class:`OutputError` (naming the PID) when another process holds the lock; take nothing."""
         try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except OSError:
+            fd = os.open(self.path, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK)
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise self._not_a_lock("a symbolic link") from None
             return  # no lock file (or none we can read): nobody to name
         try:
+            self._check_regular(fd)
             holder = _read_pid(fd)
             if fcntl is not None:
                 try:
@@ -123,19 +130,49 @@ class RunLock:
         for _ in range(10):  # the file may be replaced under us by a holder that is releasing
             fd = self._open()
             if self._locked(fd):
-                os.ftruncate(fd, 0)
-                os.write(fd, f"{os.getpid()}\n".encode())
+                try:
+                    os.ftruncate(fd, 0)
+                    os.write(fd, f"{os.getpid()}\n".encode())
+                except OSError as err:  # a full disk: no empty lock is left behind
+                    with contextlib.suppress(OSError):
+                        self.path.unlink()
+                    os.close(fd)
+                    from ..io import output_error
+
+                    raise output_error(err, self.path) from None
                 self._fd = fd
                 return self
         raise OutputError(f"cannot lock run directory {self.dir}", hint=f"remove {self.path} and try again")
 
     def _open(self) -> int:
         try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | os.O_NONBLOCK, 0o644)
         except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise self._not_a_lock("a symbolic link") from None
+            if err.errno in (errno.ENXIO, errno.EISDIR, errno.EWOULDBLOCK):
+                raise self._not_a_lock("not a regular file") from None
             from ..io import output_error
 
             raise output_error(err, self.path) from None
+        try:
+            self._check_regular(fd)
+        except OutputError:
+            os.close(fd)
+            raise
+        return fd
+
+    def _check_regular(self, fd: int) -> None:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) \
+                else "not a regular file"
+            raise self._not_a_lock(kind)
+
+    def _not_a_lock(self, kind: str) -> OutputError:
+        return OutputError(f"the lock file {self.path} is {kind}, not a lock mmbalance wrote; refusing to use "
+                           f"run directory {self.dir}",
+                           hint=f"remove {self.path} if no mmbalance process runs there, or choose another --out")
 
     def _locked(self, fd: int) -> bool:
         """Lock ``fd``; False when the file was replaced meanwhile (retry); raises when it is held."""
@@ -153,7 +190,7 @@ class RunLock:
             os.close(fd)
             raise self._busy(holder)
         try:
-            same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            same = os.fstat(fd).st_ino == os.lstat(self.path).st_ino
         except FileNotFoundError:
             same = False
         if not same:
@@ -171,7 +208,7 @@ class RunLock:
         if fd is None:
             return
         with contextlib.suppress(OSError):
-            if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
+            if os.fstat(fd).st_ino == os.lstat(self.path).st_ino:
                 self.path.unlink()
         os.close(fd)
         if self._created:
@@ -186,6 +223,9 @@ class RunLock:
         self.release()
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
 def _read_pid(fd: int) -> int | None:
     try:
         text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
@@ -196,7 +236,7 @@ def _read_pid(fd: int) -> int | None:
 
 def _read_pid_at(path: Path) -> int | None:
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
     try:
