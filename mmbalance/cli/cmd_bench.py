@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -27,6 +27,8 @@ def bench_command(
     lr: Annotated[float, typer.Option("--lr", help="Learning rate shared by every method.")] = 1e-3,
     batch_size: BatchSizeOpt = 32,
     test_split: Annotated[str, typer.Option("--test-split", help="Split on which accuracy and shares are measured.")] = "test",
+    val_split: Annotated[str, typer.Option("--val-split", help="Split that picks each run's best epoch.")] = "val",
+    val_fraction: Annotated[Optional[float], typer.Option("--val-fraction", help="Instead of --val-split: hold out this fraction of the training split (seeded, stratified).")] = None,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Integrated Gradients steps of each audit.")] = 16,
     lambda_: Annotated[float, typer.Option("--lambda", help="Attribution methods: weight of the penalty.")] = 1.0,
     target: Annotated[str, typer.Option("--target", help="Attribution methods: target shares, equal or audio=0.3,visual=0.7.")] = "equal",
@@ -53,7 +55,8 @@ def bench_command(
         result = bench(model, data, out=out, methods=names, seeds=range(seeds), epochs=epochs, lr=lr,
                        batch_size=batch_size, model_args=parse_model_args(model_arg or []), device=device,
                        test_split=test_split, steps=steps, progress=not quiet, on_run=told,
-                       train={"lambda_": lambda_, "target": target})
+                       train={"lambda_": lambda_, "target": target, "val_split": val_split,
+                              "val_fraction": val_fraction})
     except TrainingInterrupted as stop:
         err.print(f"[bold yellow]interrupted[/]: {stop.epochs_done} complete epoch(s) saved in {stop.out_dir}; "
                   "run the same command again to continue")

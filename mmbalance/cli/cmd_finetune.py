@@ -50,6 +50,11 @@ def finetune_command(
     aux_heads: Annotated[bool, typer.Option("--aux-heads", help="Add a unimodal classifier on each encoder; its loss trains that encoder (none, attribution).", rich_help_panel="Balancing")] = False,
     aux_weight: Annotated[float, typer.Option("--aux-weight", help="Weight of the auxiliary heads' summed loss.", rich_help_panel="Balancing")] = 1.0,
     gblend_every: Annotated[int, typer.Option("--gblend-every", help="Gradient-Blending: re-estimate the loss weights every N epochs.", rich_help_panel="Balancing")] = 1,
+    gblend_holdout: Annotated[float, typer.Option("--gblend-holdout", help="Gradient-Blending: fraction of the training data held out to estimate the weights (seeded, stratified; not trained on).", rich_help_panel="Balancing")] = 0.2,
+    gblend_smoothing: Annotated[float, typer.Option("--gblend-smoothing", help="Gradient-Blending: moving-average factor of the weights across estimates (0: no smoothing).", rich_help_panel="Balancing")] = 0.5,
+    gblend_floor: Annotated[float, typer.Option("--gblend-floor", help="Gradient-Blending: least weight of every head, so the fused head always learns.", rich_help_panel="Balancing")] = 0.05,
+    val_split: Annotated[str, typer.Option("--val-split", help="Split that picks the best epoch (early stopping).")] = "val",
+    val_fraction: Annotated[Optional[float], typer.Option("--val-fraction", help="Instead of --val-split: hold out this fraction of the training split (seeded by --seed, stratified by class).")] = None,
     modulation_start: Annotated[int, typer.Option("--modulation-start", help="OGM-GE: first modulated epoch.", rich_help_panel="Balancing")] = 1,
     modulation_end: Annotated[Optional[int], typer.Option("--modulation-end", help="OGM-GE: last modulated epoch (default: the last).", rich_help_panel="Balancing")] = None,
     unimodal: Annotated[Optional[str], typer.Option("--unimodal", help="Train one modality's encoder with its own classifier alone (a unimodal baseline).", rich_help_panel="Balancing")] = None,
@@ -132,7 +137,8 @@ def finetune_command(
             zero_modalities=list(zero_modality or []), amp=amp, optimizer=optimizer, momentum=momentum,
             step_size=step_size, gamma=gamma, modulation_start=modulation_start, modulation_end=modulation_end,
             unimodal=unimodal, aux_heads=aux_heads, aux_weight=aux_weight, gblend_every=gblend_every,
-            deterministic=deterministic)
+            gblend_holdout=gblend_holdout, gblend_smoothing=gblend_smoothing, gblend_floor=gblend_floor,
+            val_split=val_split, val_fraction=val_fraction, deterministic=deterministic)
         config.validate()
         run = lambda: finetune(config, progress=not quiet, force=force)  # noqa: E731
         where = out

@@ -31,6 +31,7 @@ from .sources import (
     register_source,
     unregister_source,
 )
+from .splits import IndexedDataset, dataset_labels, split_dataset, stratified_split
 from .synthetic import synthesize_av_dominance, write_synthetic
 from .tensor_format import load_tensor_file, read_tensor_file, save_tensor_dataset
 
@@ -53,6 +54,10 @@ __all__ = [
     "load_dataset",
     "register_source",
     "unregister_source",
+    "IndexedDataset",
+    "dataset_labels",
+    "split_dataset",
+    "stratified_split",
     "synthesize_av_dominance",
     "write_synthetic",
     "load_tensor_file",

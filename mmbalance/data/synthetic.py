@@ -47,7 +47,21 @@ MODALITIES = ("audio", "visual")
 AUDIO_SHAPE = (1, 32, 32)
 VISUAL_SHAPE = (3, 4, 32, 32)
 SPLIT_OFFSETS = {"train": 0, "val": 1, "test": 2}
-DEFAULT_SIZES = {"train": 2000, "val": 500, "test": 1000}
+#: environment variable that shrinks the default split sizes (docs tests, CI smoke runs): "train=64,val=32,test=32"
+SIZES_ENV = "MMBALANCE_SYNTHETIC_SIZES"
+
+
+def _default_sizes() -> dict[str, int]:
+    """2000/500/1000 samples, or the sizes named in ``$MMBALANCE_SYNTHETIC_SIZES`` (malformed: ignored)."""
+    sizes = {"train": 2000, "val": 500, "test": 1000}
+    for part in os.environ.get(SIZES_ENV, "").split(","):
+        name, _, value = part.partition("=")
+        if name.strip() in sizes and value.strip().isdigit() and int(value) > 0:
+            sizes[name.strip()] = int(value)
+    return sizes
+
+
+DEFAULT_SIZES = _default_sizes()
 DEFAULT_NUM_CLASSES = 4
 MAX_NUM_CLASSES = 16
 

@@ -112,6 +112,7 @@ class TrainConfig:
     device: str = "auto"
     train_split: str = "train"
     val_split: str = "val"
+    val_fraction: float | None = None  # hold out this fraction of train_split as validation (no val split needed)
     # balancing: the regularizer and its settings
     regularizer: str = "none"
     lambda_: float = 1.0
@@ -139,6 +140,9 @@ class TrainConfig:
     aux_heads: bool = False
     aux_weight: float = 1.0
     gblend_every: int = 1
+    gblend_holdout: float = 0.2
+    gblend_smoothing: float = 0.5
+    gblend_floor: float = 0.05
 
     def validate(self, modalities: Sequence[str] | None = None) -> None:
         """Raise :class:`UsageError` for values that cannot work (names checked when ``modalities`` are given)."""
@@ -152,6 +156,9 @@ class TrainConfig:
             raise UsageError(f"--lr must be positive, got {self.lr}")
         if self.weight_decay < 0:
             raise UsageError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if self.val_fraction is not None and not (math.isfinite(self.val_fraction) and 0.0 < self.val_fraction < 1.0):
+            raise UsageError(f"--val-fraction is a fraction of the training split in (0, 1), got {self.val_fraction}",
+                             hint="e.g. --val-fraction 0.2 holds out 20% of each class")
         check_int("--batch-size", self.batch_size, 1, MAX_BATCH_SIZE)
         if self.scheduler not in SCHEDULERS:
             raise UsageError(f"unknown --scheduler {self.scheduler!r}", hint=f"use one of {', '.join(SCHEDULERS)}")

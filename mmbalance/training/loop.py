@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DistributedSampler
 
-from ..data import MultimodalDataset, iter_batches, load_dataset, make_loader
+from ..data import IndexedDataset, MultimodalDataset, iter_batches, load_dataset, make_loader, split_dataset
 from ..device import resolve_device
 from ..distributed import all_reduce_sum, barrier, init_distributed, shutdown_distributed
 from ..errors import DataError, MMBalanceWarning, TrainingError, UsageError
@@ -241,11 +241,14 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
         raise UsageError(f"--batch-size {config.batch_size} does not split over {world} processes",
                          hint=f"use a multiple of {world}: --batch-size is the global batch")
     wanted = [config.unimodal] if config.unimodal else config.modalities  # a unimodal run loads one input
-    sets = [load_dataset(config.data, split=split, modalities=wanted, default_split=split)
-            for split in (config.train_split, config.val_split)]
+    splits = (config.train_split,) if config.val_fraction is not None else (config.train_split, config.val_split)
+    sets = [load_dataset(config.data, split=split, modalities=wanted, default_split=split) for split in splits]
     passed: tuple[str, ...] = ()
     for i, ds in enumerate(sets):
         sets[i], passed = split_pass_through(config.model, ds, config.pass_through)
+    if config.val_fraction is not None:  # seeded and stratified: the same split on every rank and on resume
+        sets = list(split_dataset(sets[0], config.val_fraction, seed=config.seed,
+                                  name=f"{config.train_split}, {config.val_fraction:.0%} held out"))
     _check_validation_split(sets[0], sets[1])
     seed_everything(config.seed)
     spec_name, spec_args = unimodal_spec(config)
@@ -315,7 +318,9 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
     if world > 1:
         step_module = nn.parallel.DistributedDataParallel(
             step_module, device_ids=[dev.index] if dev.type == "cuda" else None)
-    sampler: DistributedSampler[int] = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True,
+    kept = regularizer.training_indices(train_set)  # G-Blend trains on the rest of its held-out part
+    fit_set = train_set if kept is None else IndexedDataset(train_set, kept)
+    sampler: DistributedSampler[int] = DistributedSampler(fit_set, num_replicas=world, rank=rank, shuffle=True,
                                                           seed=config.seed)
     local_batch = config.batch_size // world
     spec = _eval_spec(config)
@@ -330,7 +335,7 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
                 regularizer.begin_epoch(epoch, rank)
                 sampler.set_epoch(epoch)
                 sums = torch.zeros(5, dtype=torch.float64)  # task loss, correct, n, penalty sum, penalty batches
-                for batch in make_loader(train_set, batch_size=local_batch, sampler=sampler):
+                for batch in make_loader(fit_set, batch_size=local_batch, sampler=sampler):
                     batch = batch.to(dev)
                     for opt in optimizers:
                         opt.zero_grad(set_to_none=True)

@@ -117,3 +117,34 @@ def test_nan_loss_exits_2_with_a_clear_message(tiny_data, tmp_path, monkeypatch)
     res = _invoke(*_base(tiny_data, tmp_path / "nan"))
     assert res.exit_code == 2
     assert "loss became nan in epoch 1" in " ".join(res.output.split())
+
+
+def test_val_fraction_holds_out_a_stratified_seeded_part_when_the_data_has_no_val_split(tmp_path):
+    import json
+
+    import torch
+
+    from mmbalance.data import write_synthetic
+
+    paths = write_synthetic(tmp_path / "d", n_train=40, n_val=8, n_test=8, seed=1)
+    paths["val"].unlink()  # a layout with train and test only
+    data = str(tmp_path / "d")
+    res = _invoke(*_base(data, tmp_path / "no-val"))
+    assert res.exit_code == 2 and "val" in res.output  # the default --val-split is not there
+    res = _invoke(*_base(data, tmp_path / "named"), "--val-split", "test")
+    assert res.exit_code == 0, res.output
+    for name in ("a", "b"):
+        res = _invoke(*_base(data, tmp_path / name), "--val-fraction", "0.25", "--seed", "4")
+        assert res.exit_code == 0, res.output
+    a, b = (next(csv.DictReader(open(tmp_path / n / "metrics.csv"))) for n in ("a", "b"))
+    assert a["val_loss"] == b["val_loss"]  # seeded: the same held-out samples
+    assert json.loads((tmp_path / "a" / "run.json").read_text())["config"]["val_fraction"] == 0.25
+    from mmbalance.data import load_dataset, split_dataset
+
+    train, val = split_dataset(load_dataset(data, split="train"), 0.25, seed=4)
+    labels = torch.load(paths["train"], weights_only=True)["labels"]
+    for c in labels.unique():  # a quarter of every class, rounded half up
+        assert int((val.labels == c).sum()) == int(int((labels == c).sum()) * 0.25 + 0.5)
+    assert not set(train.indices) & set(val.indices) and len(train) + len(val) == 40
+    res = _invoke(*_base(data, tmp_path / "bad"), "--val-fraction", "1.5")
+    assert res.exit_code == 2 and "--val-fraction" in res.output

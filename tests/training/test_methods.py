@@ -18,7 +18,9 @@ from mmbalance.models import create_model, load_model
 from mmbalance.training import TrainConfig, TrainingInterrupted, finetune
 from mmbalance.training.loop import _make_optimizers
 from mmbalance.training.regularizers import build_regularizer
-from mmbalance.training.regularizers.gblend import gblend_weights
+from mmbalance.data import load_dataset
+from mmbalance.data.splits import dataset_labels
+from mmbalance.training.regularizers.gblend import GradientBlending, blend_update, gblend_weights
 
 
 def _cfg(data: str, out: Path, **kw) -> TrainConfig:
@@ -65,6 +67,7 @@ def test_unimodal_changes_the_model_not_the_fused_one_with_a_zeroed_input(tiny_d
 @pytest.mark.parametrize("bad", [dict(unimodal="audio", regularizer="ogm-ge"), dict(unimodal="smell"),
                                  dict(optimizer="rmsprop"), dict(momentum=1.0), dict(scheduler="step", step_size=0),
                                  dict(aux_heads=True, regularizer="ogm-ge"), dict(gblend_every=0),
+                                 dict(gblend_holdout=1.0), dict(gblend_floor=0.4), dict(gblend_smoothing=1.0),
                                  dict(modulation_start=3, modulation_end=2)])
 def test_bad_method_settings_are_usage_errors(bad, tmp_path):
     with pytest.raises(UsageError):
@@ -142,6 +145,70 @@ def test_gblend_run_logs_weights_and_resumes_exactly(tiny_data, tmp_path):
     a, b = torch.load(resumed.last_path, weights_only=True), torch.load(full.last_path, weights_only=True)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not any(k.startswith("aux") for k in a)  # best.pt/last.pt stay the plain model
+
+
+def _one_hot_swings(epochs: int) -> list[dict[str, tuple[float, float]]]:
+    """Losses whose raw G-Blend estimate is a different one-hot every epoch (the issue's swings)."""
+    heads = ("audio", "visual", "fused")
+    obs = [{k: (1.0, 1.0) for k in heads}]
+    for e in range(epochs):
+        winner = heads[e % 2]  # audio, visual, audio, ...: the fused head never wins
+        obs.append({k: (obs[-1][k][0] - 0.1, obs[-1][k][1] - (0.1 if k == winner else -0.05)) for k in heads})
+    return obs
+
+
+def test_gblend_raw_estimate_swings_between_one_hots_and_the_published_update_does_not():
+    obs = _one_hot_swings(8)
+    raws = [gblend_weights(a, b) for a, b in zip(obs, obs[1:])]
+    assert all(r is not None and max(r.values()) == 1.0 and r["fused"] == 0.0 for r in raws)  # what users saw
+    smoothing, floor = 0.5, 0.05
+    w = {k: 1 / 3 for k in obs[0]}
+    bound = (1 - smoothing) * (1 - 3 * floor)
+    for prev, now in zip(obs, obs[1:]):
+        new = blend_update(w, prev, now, smoothing=smoothing, floor=floor)
+        assert sum(new.values()) == pytest.approx(1.0)
+        assert min(new.values()) >= floor  # the fused head always keeps a share of the loss
+        assert max(abs(new[k] - w[k]) for k in w) <= bound + 1e-12  # smooth: one step moves a weight this little
+        assert max(new.values()) < 1 - 2 * floor
+        w = new
+    # with no smoothing the floor alone still keeps every head alive, and no generalization keeps the weights
+    assert min(blend_update(w, obs[0], obs[1], smoothing=0.0, floor=floor).values()) == pytest.approx(floor)
+    worse = {k: (t - 0.1, v + 0.1) for k, (t, v) in obs[-1].items()}
+    assert blend_update(w, obs[-1], worse, smoothing=0.5, floor=floor) == w
+
+
+def test_gblend_holds_out_a_stratified_part_of_the_training_data_and_never_trains_on_it(tiny_data, tmp_path,
+                                                                                          monkeypatch):
+    import mmbalance.training.loop as loop
+
+    seen: list[int] = []
+    original = loop.make_loader
+
+    def recording(dataset, **kw):
+        if kw.get("sampler") is not None and getattr(dataset, "indices", None) is not None:
+            kw["sampler"] = list(kw["sampler"])
+            seen.extend(dataset.indices[i] for i in kw["sampler"])
+        return original(dataset, **kw)
+
+    monkeypatch.setattr(loop, "make_loader", recording)
+    grads: list[float] = []
+
+    def after_backward(self, adapter):
+        grads.append(float(adapter.model.fusion.fc.weight.grad.abs().sum()))
+
+    monkeypatch.setattr(GradientBlending, "after_backward", after_backward)
+    finetune(_cfg(tiny_data, tmp_path / "g", regularizer="gblend", epochs=2, gblend_holdout=0.25), progress=False)
+    train = load_dataset(tiny_data, split="train")
+    reg = build_regularizer(_cfg(tiny_data, tmp_path / "x", regularizer="gblend", gblend_holdout=0.25),
+                            ["audio", "visual"])
+    keep = reg.training_indices(train)
+    held = sorted(set(range(len(train))) - set(keep))
+    labels = dataset_labels(train)
+    for c in set(labels):  # a quarter of every class, rounded
+        n_c = labels.count(c)
+        assert sum(labels[i] == c for i in held) == max(1, min(n_c - 1, round(n_c * 0.25)))
+    assert seen and set(seen) == set(keep) and not set(seen) & set(held)  # trained on the rest, every epoch
+    assert grads and min(grads) > 0  # the fused head had gradient at every step
 
 
 # -- OGM-GE as published: optimizer and schedule ----------------------------------------------------------------

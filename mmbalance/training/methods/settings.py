@@ -49,6 +49,16 @@ def validate_method_settings(config: "TrainConfig", modalities: Sequence[str] | 
         raise UsageError(f"--aux-weight must be a finite number >= 0, got {config.aux_weight}")
     if config.gblend_every < 1:
         raise UsageError(f"--gblend-every must be at least 1 epoch, got {config.gblend_every}")
+    if not (math.isfinite(config.gblend_holdout) and 0.0 < config.gblend_holdout < 1.0):
+        raise UsageError(f"--gblend-holdout is a fraction of the training data in (0, 1), got {config.gblend_holdout}")
+    if not (math.isfinite(config.gblend_smoothing) and 0.0 <= config.gblend_smoothing < 1.0):
+        raise UsageError(f"--gblend-smoothing must lie in [0, 1), got {config.gblend_smoothing}")
+    if not (math.isfinite(config.gblend_floor) and 0.0 < config.gblend_floor * 3 < 1.0):
+        raise UsageError(f"--gblend-floor (each head's least loss weight) must lie in (0, 1/3), "
+                         f"got {config.gblend_floor}")
+    if modalities is not None and not config.gblend_floor * (len(modalities) + 1) < 1.0:
+        raise UsageError(f"--gblend-floor must be below 1/{len(modalities) + 1} with {len(modalities)} modalities "
+                         f"(one floor per head), got {config.gblend_floor}")
     if config.aux_heads and config.regularizer not in ("none", "attribution"):
         raise UsageError(f"--aux-heads combines with --regularizer none or attribution, not {config.regularizer}",
                          hint="gblend has its own auxiliary heads")

@@ -103,6 +103,10 @@ class Regularizer:
         if self.aux is not None and "aux" in state:
             self.aux.load_state_dict(state["aux"])
 
+    def training_indices(self, train_set: Any) -> list[int] | None:
+        """The samples of ``train_set`` the optimizer sees; ``None``: all (G-Blend holds some out)."""
+        return None
+
     def observe(self, adapter: nn.Module, epoch: int, *, train_set: Any, val_set: Any, batch_size: int,
                 device: torch.device) -> None:
         """Called after epoch ``epoch``'s validation (and with ``epoch=0`` before training starts)."""
