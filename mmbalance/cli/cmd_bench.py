@@ -7,10 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ..benchmark import DEFAULT_METHODS, bench
 from ..errors import UsageError
-from ..models import parse_model_args
-from ..training import TrainingInterrupted
+from ._defaults import BENCH_METHODS
 from ._options import BatchSizeOpt, DataOpt, DeviceOpt, ModelArgOpt, ModelOpt, QuietOpt, split_list, output_dir
 from .app import EXIT_INTERRUPTED, app, stderr_console, stdout_console
 
@@ -20,7 +18,7 @@ def bench_command(
     model: ModelOpt,
     data: DataOpt,
     out: Annotated[Path, typer.Option("--out", "-o", parser=output_dir, help="Bench directory: runs/, bench.md, bench.json, report/.")],
-    methods: Annotated[str, typer.Option("--methods", help="Comma-separated: plain, unimodal, ensemble, gblend, ogm-ge, modality-dropout, aux, attribution, attribution-aux.")] = ",".join(DEFAULT_METHODS),
+    methods: Annotated[str, typer.Option("--methods", help="Comma-separated: plain, unimodal, ensemble, gblend, ogm-ge, modality-dropout, aux, attribution, attribution-aux.")] = ",".join(BENCH_METHODS),
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Number of seeds (0 .. N-1) per method.")] = 3,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs per run (the same budget for every method).")] = 10,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate shared by every method.")] = 1e-3,
@@ -39,6 +37,10 @@ def bench_command(
 
     Example: [bold]mmbalance bench -m av-tiny -d synthetic:av-dominance --methods plain,unimodal,gblend --seeds 3 --epochs 10 -o bench/avd[/]
     """
+    from ..benchmark import bench  # lazy: torch only once a command runs
+    from ..models import parse_model_args
+    from ..training import TrainingInterrupted
+
     names = split_list(methods) or []
     if not names:
         raise UsageError("--methods is empty")
