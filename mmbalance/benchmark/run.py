@@ -38,7 +38,7 @@ from ..training import TrainConfig, finetune
 from ..training.resume import RESUME_FILE, RUN_FILE
 from .methods import DEFAULT_METHODS, RunPlan, plan_runs
 from .render import bench_markdown, write_bench_html
-from .summary import BENCH_SCHEMA, BenchRecord, summarize
+from .summary import BENCH_SCHEMA, BenchRecord, bench_verdict, summarize
 
 __all__ = ["BENCH_SCHEMA", "BenchResult", "bench", "RESULT_FILE"]
 
@@ -55,6 +55,11 @@ class BenchResult:
     records: list[BenchRecord]
     table: dict[str, dict[str, Any]]
     trained: list[str]
+
+    @property
+    def verdict(self) -> str:
+        """One sentence naming the best method or the tie (see :func:`~mmbalance.benchmark.summary.bench_verdict`)."""
+        return bench_verdict(self.table)
 
     @property
     def markdown_path(self) -> Path:
@@ -125,7 +130,7 @@ def bench(model: str, data: str, *, out: str | Path, methods: Sequence[str] = DE
     doc = {"schema": BENCH_SCHEMA, "model": model, "data": data, "epochs": epochs, "seeds": seeds,
            "test_split": test_split, "modalities": modalities, "methods": [p.name for p in plans],
            "settings": {p.name: p.overrides for p in plans},
-           "records": [r.to_dict() for r in records], "table": table}
+           "records": [r.to_dict() for r in records], "table": table, "verdict": bench_verdict(table)}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "bench.json", doc)
     atomic_write_text(out / "bench.md", bench_markdown(doc))

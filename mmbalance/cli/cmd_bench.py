@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from ..errors import UsageError
 from ._defaults import BENCH_METHODS
@@ -62,3 +63,5 @@ def bench_command(
     if not quiet:
         typer.echo(result.markdown_path.read_text())  # plain text: a wrapped Markdown table is unreadable
         stdout_console().print(f"wrote {result.markdown_path}, {result.json_path}, {result.html_path}")
+    if not quiet:
+        stdout_console().print(f"[bold]{escape(result.verdict)}[/]")  # last: the answer, one line
