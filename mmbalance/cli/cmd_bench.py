@@ -46,15 +46,10 @@ def bench_command(
     if not names:
         raise UsageError("--methods is empty")
     err = stderr_console()
-
-    def told(run: str, seed: int, status: str) -> None:
-        if not quiet:
-            err.print(f"{run} seed {seed}: {status}")
-
     try:
         result = bench(model, data, out=out, methods=names, seeds=range(seeds), epochs=epochs, lr=lr,
                        batch_size=batch_size, model_args=parse_model_args(model_arg or []), device=device,
-                       test_split=test_split, steps=steps, progress=not quiet, on_run=told,
+                       test_split=test_split, steps=steps, progress=not quiet,
                        train={"lambda_": lambda_, "target": target})
     except TrainingInterrupted as stop:
         err.print(f"[bold yellow]interrupted[/]: {stop.epochs_done} complete epoch(s) saved in {stop.out_dir}; "
@@ -64,4 +59,4 @@ def bench_command(
         typer.echo(result.markdown_path.read_text())  # plain text: a wrapped Markdown table is unreadable
         stdout_console().print(f"wrote {result.markdown_path}, {result.json_path}, {result.html_path}")
     if not quiet:
-        stdout_console().print(f"[bold]{escape(result.verdict)}[/]")  # last: the answer, one line
+        stdout_console().print(f"[bold]{escape(result.verdict)}[/]", soft_wrap=True)  # last: the answer, one line

@@ -63,3 +63,20 @@ def test_the_scatter_uses_the_report_palette(monkeypatch):
     monkeypatch.setattr(Axes, "scatter", spy)
     assert bench_scatter(doc).startswith(b"\x89PNG")
     assert colors == list(PALETTE[:3])
+
+
+def test_cli_prints_the_eta_first_status_lines_per_run_and_the_verdict_last(tmp_path):
+    from typer.testing import CliRunner
+
+    from mmbalance.cli import app
+
+    data = "synthetic:av-dominance?n_train=32&n_val=16&n_test=16"
+    result = CliRunner().invoke(app, ["bench", "-m", "av-tiny", "-d", data,
+                                      "--methods", "plain", "--seeds", "1", "--epochs", "1", "--steps", "2",
+                                      "--batch-size", "16", "--device", "cpu", "-o", str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    err = [line for line in result.stderr.splitlines() if not line.startswith("warning:")]
+    assert err[0].startswith("bench: 1 runs x 1 epochs x 2 steps, a plain step takes ")  # before any run
+    assert err[1].startswith("plain seed 0: trained (test accuracy ")
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("on this data, plain is best:") and last.endswith("called ties")
