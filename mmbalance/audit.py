@@ -41,6 +41,7 @@ from .guards import (ConstantMonitor, check_finite, check_gradients_flow, check_
                      check_width_follows_classes, completeness_warning,
                      constant_embedding_warning, gradient_estimators, near_chance_warning, no_checkpoint_warning,
                      randomisation_warning, unaudited_inputs)
+from .guards import FORWARD_ONLY_ESTIMATORS, check_compiled, compiled_kind, probabilities_warning
 from .io import check_output_file
 from .limits import MAX_BATCH_SIZE, MAX_LIMIT, MAX_SEED, MAX_STEPS, check_int
 from .models import ModelAdapter, load_model
@@ -245,6 +246,11 @@ def audit(
         methods, steps=steps, level=level, baseline=shared_baseline, quadrature=quadrature, tolerance=tolerance,
         repeats=repeats, seed=seed, **({"precision": precision} if precision != DEFAULT_PRECISION else {}),
         **({"pool": pool} if pool != "l1" else {}))
+    if compiled_kind(adapter.model) is not None:  # scripted/exported: no hooks, no gradients through modules
+        hooked = [e.name for e in ests if e.name not in FORWARD_ONLY_ESTIMATORS or e.level != "input"]
+        if hooked:
+            check_compiled(adapter.model, f"--method {','.join(hooked)}"
+                           + (f" at --level {level}" if level != "input" else ""))
     for est in ests:
         est.check(adapter)
     spaces = plan_spaces(adapter, dataset, ests, layers, pad_id, device=dev)
@@ -275,6 +281,8 @@ def audit(
                                                 params=params, ci95=stats["ci95"], extra=extra)
     warnings = audit_warnings(method_results, outcome["constant_embeddings"], baseline=baseline,
                               own_estimators=estimators is None)
+    if outcome.get("probabilities") is not None:
+        warnings.insert(0, outcome["probabilities"])
     def rebuild() -> ModelAdapter:
         assert isinstance(model, str)
         return load_model(model, model_args=dict(model_args or {}), num_classes=dataset.num_classes,
@@ -470,6 +478,7 @@ def run_audit(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Seq
     class_correct = torch.zeros(num_classes, dtype=torch.float64)
     class_count = torch.zeros(num_classes, dtype=torch.float64)
     n = 0
+    probabilities: dict[str, Any] | None = None  # the warning when the first batch's outputs are probabilities
     total = min(len(dataset), limit) if limit else len(dataset)
     batches = (make_loader(dataset, batch_size=batch_size, sampler=ShardSampler(total)) if shard.enabled
                else iter_batches(dataset, batch_size=batch_size, limit=limit))
@@ -488,6 +497,7 @@ def run_audit(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Seq
                 check_logits_width(logits, num_classes, dataset.location)
                 if n == 0:
                     check_width_follows_classes(adapter, {**inputs, **batch.extra}, logits)
+                    probabilities = probabilities_warning(logits)
                 check_finite(logits, batch.indices, "the model's logits")
                 if "embedding" in prepared:
                     monitor.update(prepared["embedding"][0])
@@ -548,4 +558,4 @@ def run_audit(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: Seq
                           for k in range(num_classes) if class_count[k] > 0}
     return {"accumulators": accumulators, "extras": extras, "agreement": agreement, "correct": correct, "n": n,
             "per_class_accuracy": per_class_accuracy, "per_sample": written,
-            "constant_embeddings": monitor.constant()}
+            "constant_embeddings": monitor.constant(), "probabilities": probabilities}

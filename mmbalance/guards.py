@@ -307,8 +307,111 @@ def gradient_estimators(estimators: Sequence[Any]) -> list[Any]:
     return [e for e in estimators if getattr(e, "uses_gradients", e.name in GRADIENT_METHODS)]
 
 
+def looks_like_probabilities(logits: Tensor, atol: float = 1e-4) -> bool:
+    """Whether every row of ``logits`` (``B x C``, ``C >= 2``) lies in [0, 1] and sums to 1 within ``atol``:
+    the model ends in a softmax, so it returns probabilities, not logits.
+
+    Example:
+        >>> looks_like_probabilities(torch.tensor([[0.2, 0.8], [0.5, 0.5]]))
+        True
+        >>> looks_like_probabilities(torch.tensor([[2.0, -1.0], [0.5, 0.5]]))
+        False
+    """
+    if logits.dim() != 2 or logits.shape[1] < 2 or logits.shape[0] == 0:
+        return False
+    values = logits.detach().double()
+    in_range = bool(((values >= 0) & (values <= 1)).all())
+    return in_range and bool(((values.sum(dim=1) - 1).abs() <= atol).all())
+
+
+PROBABILITIES_MESSAGE = ("the model's outputs are probabilities (every row in [0, 1], summing to 1), not logits: "
+                         "it ends in a softmax")
+PROBABILITIES_HINT = ("return the logits before the softmax (cross-entropy and the attribution shares expect "
+                      "them), or choose the element holding them with --output")
+
+
+def probabilities_warning(logits: Tensor) -> dict[str, Any] | None:
+    """The audit warning for a model that returns probabilities (see :func:`looks_like_probabilities`)."""
+    if not looks_like_probabilities(logits):
+        return None
+    return audit_warning("probabilities", f"{PROBABILITIES_MESSAGE}; shares of a saturating softmax understate "
+                         f"the modalities it is sure about; {PROBABILITIES_HINT}")
+
+
+def check_training_outputs(adapter: Any, inputs: Mapping[str, Tensor], num_classes: int, location: str) -> None:
+    """Before training: one forward in eval mode without gradients (which also materializes lazy layers such
+    as ``nn.LazyLinear``, so the optimizer and checkpoints see real parameters), then the guards audit applies:
+    the logits' width must match the classes, and probabilities instead of logits are refused
+    (cross-entropy over a softmax's output barely trains)."""
+    was_training = adapter.training
+    adapter.eval()
+    try:
+        with torch.no_grad():
+            logits = adapter(dict(inputs))
+    finally:
+        adapter.train(was_training)
+    lazy = [name for name, module in adapter.named_modules()
+            if any(isinstance(p, torch.nn.parameter.UninitializedParameter) for p in module.parameters(recurse=False))]
+    if lazy:
+        raise ModelError(f"the lazy layer {lazy[0]} has no size yet: forward never runs it, so its parameters "
+                         "cannot be trained or saved", hint="remove it, or build it with its input size "
+                         "(nn.Linear instead of nn.LazyLinear)")
+    check_logits_width(logits, num_classes, location)
+    check_width_follows_classes(adapter, inputs, logits)
+    if looks_like_probabilities(logits):
+        raise ModelError(PROBABILITIES_MESSAGE, hint=PROBABILITIES_HINT)
+
+
+#: estimators that only call forward (no gradients, no hooks): what runs on a compiled (scripted/exported) model
+FORWARD_ONLY_ESTIMATORS = ("ablation", "permutation", "shapley")
+
+
+def compiled_kind(model: Any) -> str | None:
+    """``"TorchScript"`` for a ``torch.jit.script`` module, ``"torch.export"`` for an exported program's
+    module, else ``None`` (a traced module runs hooks and gradients like an nn.Module, so it is ``None`` too).
+
+    Example:
+        >>> compiled_kind(torch.jit.script(torch.nn.Linear(2, 2)))
+        'TorchScript'
+        >>> compiled_kind(torch.nn.Linear(2, 2)) is None
+        True
+    """
+    if isinstance(model, torch.jit.ScriptModule) and not isinstance(model, torch.jit.TracedModule):
+        return "TorchScript"
+    if any(cls.__name__ == "_StatefulGraphModule" for cls in type(model).__mro__):
+        return "torch.export"
+    return None
+
+
+def allow_mode_switch(model: Any) -> None:
+    """An exported program's module refuses ``train()``/``eval()``; its graph is fixed when exported, so both
+    become no-ops and the model can be audited with forward-only estimators."""
+    if compiled_kind(model) == "torch.export":
+        model.__dict__["train"] = lambda mode=True: model
+        model.__dict__["eval"] = lambda: model
+
+
+def check_compiled(model: Any, needs: str, runnable: Sequence[str] = FORWARD_ONLY_ESTIMATORS) -> None:
+    """Raise :class:`ModelError` in one line when ``model`` is scripted or exported and ``needs`` hooks or
+    gradients through its modules (IG, gradient×input, the attribution regularizer, training).
+
+    Example:
+        >>> check_compiled(torch.jit.script(torch.nn.Linear(2, 2)), "--method ig")
+        Traceback (most recent call last):
+        ...
+        mmbalance.errors.ModelError: a TorchScript model cannot run --method ig (...)
+    """
+    kind = compiled_kind(model)
+    if kind is None:
+        return
+    raise ModelError(f"a {kind} model cannot run {needs}",
+                     hint=f"on it only the forward-only estimators run: --method {','.join(runnable)}; for IG or "
+                          "fine-tuning load the plain nn.Module (script or export it afterwards)")
+
+
 __all__ = [
-    "COMPLETENESS_LIMIT", "ConstantMonitor", "GRADIENT_METHODS", "audit_warning",
+    "COMPLETENESS_LIMIT", "FORWARD_ONLY_ESTIMATORS", "PROBABILITIES_HINT", "PROBABILITIES_MESSAGE",
+    "check_training_outputs", "looks_like_probabilities", "probabilities_warning", "allow_mode_switch", "check_compiled", "compiled_kind", "ConstantMonitor", "GRADIENT_METHODS", "audit_warning",
     "check_finite", "check_gradients_flow", "check_logits_width", "check_width_follows_classes", "completeness_ratio", "completeness_warning",
     "constant_embedding_warning", "first_nonfinite", "gradient_estimators", "unaudited_inputs",
 ]

@@ -32,9 +32,9 @@ def test_run_demo_tells_the_whole_story(tmp_path):
 
 
 def test_demo_command_prints_before_and_after(tmp_path, monkeypatch):
-    import mmbalance.cli.cmd_demo as cmd
+    import mmbalance.demo as demo  # the CLI imports run_demo when the command runs
 
-    monkeypatch.setattr(cmd, "run_demo", functools.partial(run_demo, data_sizes=SMALL, steps=2))
+    monkeypatch.setattr(demo, "run_demo", functools.partial(run_demo, data_sizes=SMALL, steps=2))
     res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d"), "--epochs", "1", "--finetune-epochs", "1",
                                    "--device", "cpu"])
     assert res.exit_code == 0, res.output

@@ -10,7 +10,7 @@ Example:
 from .methods import BENCH_METHODS, DEFAULT_METHODS, RunPlan, plan_runs
 from .render import bench_markdown, is_bench_file, load_bench, render_bench, write_bench_html
 from .run import BenchResult, bench
-from .summary import BENCH_SCHEMA, BenchRecord, share_variance, summarize
+from .summary import BENCH_SCHEMA, BenchRecord, bench_verdict, share_variance, summarize
 
 __all__ = ["BENCH_METHODS", "BENCH_SCHEMA", "BenchRecord", "BenchResult", "DEFAULT_METHODS", "RunPlan", "bench",
-           "bench_markdown", "is_bench_file", "load_bench", "plan_runs", "render_bench", "share_variance", "summarize", "write_bench_html"]
+           "bench_markdown", "bench_verdict", "is_bench_file", "load_bench", "plan_runs", "render_bench", "share_variance", "summarize", "write_bench_html"]

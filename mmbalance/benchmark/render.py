@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from ..errors import UsageError
 from ..io import atomic_write_text
-from .summary import BENCH_SCHEMA
+from .summary import BENCH_SCHEMA, bench_verdict
 
 __all__ = ["bench_markdown", "bench_scatter", "bench_table", "is_bench_file", "load_bench", "render_bench",
            "write_bench_html"]
@@ -65,8 +65,21 @@ def _f(value: Any, fmt: str) -> str:
     return format(value, fmt) if isinstance(value, (int, float)) and math.isfinite(value) else "—"
 
 
+def _accuracy(row: Mapping[str, Any]) -> str:
+    """Mean ± standard deviation over seeds; one seed has no spread, so the mean alone."""
+    if row.get("n", 1) < 2:
+        return _f(row["accuracy_mean"], ".1%")
+    return f"{_f(row['accuracy_mean'], '.1%')} ± {_f(row['accuracy_std'] * 100, '.1f')} pts"
+
+
+def _cut(row: Mapping[str, Any]) -> str:
+    """The variance cut in percent; ``n/a`` where it means nothing (unimodal rows, no plain run)."""
+    value = row.get("variance_cut")
+    return _f(value, ".0%") if value is not None else "n/a"
+
+
 def _deltas(values: list[Any]) -> str:
-    return ", ".join(_f(v * 100, "+.1f") if v is not None else "—" for v in values) + " pp" \
+    return ", ".join(_f(v * 100, "+.1f") if v is not None else "—" for v in values) + " pts" \
         if any(v is not None for v in values) else "—"
 
 
@@ -76,9 +89,9 @@ def bench_table(doc: Mapping[str, Any]) -> list[list[str]]:
     for name, row in doc["table"].items():
         shares = ", ".join(f"{m} {_f(v, '.0%')}" for m, v in row["shares"].items())
         rows.append([name, str(row["n"]),
-                     f"{_f(row['accuracy_mean'], '.1%')} ± {_f(row['accuracy_std'] * 100, '.1f')} pp",
+                     _accuracy(row),
                      _deltas(row["delta_best_unimodal"]), _deltas(row["delta_plain"]), shares,
-                     _f(row["share_variance"], ".4f"), _f(row["variance_cut"], ".0%"),
+                     _f(row["share_variance"], ".4f"), _cut(row),
                      _f(row["relative_time"], ".2f") + ("×" if row["relative_time"] is not None else "")])
     return rows
 
@@ -91,12 +104,13 @@ def bench_markdown(doc: Mapping[str, Any]) -> str:
              "checkpoint of each run).", "",
              "| " + " | ".join(_HEADERS) + " |", "|" + "|".join("---" for _ in _HEADERS) + "|"]
     lines += ["| " + " | ".join(cells) + " |" for cells in bench_table(doc)]
+    lines += ["", f"**Verdict:** {bench_verdict(doc['table'])}."]
     lines += ["", "Share variance: the population variance of a model's modality shares across modalities "
               "(0 = perfectly balanced; 0.25 = one of two modalities takes everything). Variance cut: "
-              "1 − variance / plain's variance. Step time: the median time of an epoch's training steps (validation "
+              "1 − variance / plain's variance (n/a for unimodal models, whose one share has no variance). Step time: the median time of an epoch's training steps (validation "
               "excluded; every method runs the same steps per epoch) relative to plain's; the ensemble's is the sum "
               "of its members'. Δ columns: this method's test "
-              "accuracy minus the best unimodal model's and minus plain's, seed by seed, in percentage points.",
+              "accuracy minus the best unimodal model's and minus plain's, seed by seed, in percentage points (pts).",
               ""]
     return "\n".join(lines)
 
@@ -107,18 +121,21 @@ def bench_scatter(doc: Mapping[str, Any]) -> bytes:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    from ..report._plot_style import WIDTH, figure_bytes
+    from matplotlib.ticker import PercentFormatter
+
+    from ..report._plot_style import PALETTE, WIDTH, figure_bytes
 
     fig = Figure(figsize=(WIDTH, WIDTH * 0.7))
     ax = fig.add_subplot()
     names = list(doc["table"])
-    cmap = matplotlib.colormaps["tab10"]
+    cmap = matplotlib.colormaps["tab20"]  # past the report's Okabe-Ito palette
     for i, name in enumerate(names):
         recs = [r for r in doc["records"] if r["run"] == name]
         ax.scatter([r["share_variance"] for r in recs], [r["test_accuracy"] for r in recs], label=name,
-                   color=cmap(i % 10), marker="os^Dv<>"[i % 7], alpha=0.85)
+                   color=PALETTE[i] if i < len(PALETTE) else cmap((i - len(PALETTE)) % 20), marker="os^Dv<>"[i % 7], alpha=0.85)
     ax.set_xlabel("share variance (0 = balanced)")
     ax.set_ylabel(f"test accuracy ({doc['test_split']})")
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.legend(fontsize="small", loc="best")
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -141,6 +158,7 @@ def write_bench_html(doc: Mapping[str, Any], folder: str | Path) -> Path:
         f'<p class="subtitle">{len(doc["seeds"])} seed(s), {doc["epochs"]} epochs per run, '
         f'test split {e(doc["test_split"])}</p></header>',
         '<section id="bench"><h2>Methods compared</h2>',
+        f'<p class="verdict"><strong>Verdict:</strong> {e(bench_verdict(doc["table"]))}.</p>',
         f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>',
         f'<figure><img src="data:image/png;base64,{png}" alt="test accuracy against share variance, one point '
         'per method and seed"><figcaption>Accuracy against share variance: one point per method and seed; '

@@ -26,6 +26,7 @@ import csv
 import json
 import math
 import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -33,20 +34,21 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from ..audit import audit
-from ..data import MultimodalDataset, load_dataset
+from ..data import MultimodalDataset, iter_batches, load_dataset
+from ..device import resolve_device
 from ..errors import DataError, UsageError
 from ..io import atomic_write_json, atomic_write_text, check_output_dir, check_output_file, confined_to
 from ..limits import MAX_BENCH_SEEDS, MAX_SEED, check_int
-from ..models import create_model, load_state_dict, save_state_dict
-from ..progress import progress_bar
+from ..models import create_model, load_model, load_state_dict, save_state_dict
+from ..progress import Bar, progress_bar
 from ..training import TrainConfig, finetune
 from ..training.resume import RESUME_FILE, RUN_FILE
 from ..training.rundir import RunLock
 from .methods import DEFAULT_METHODS, RunPlan, plan_runs
 from .render import bench_markdown, write_bench_html
-from .summary import BENCH_SCHEMA, BenchRecord, summarize
+from .summary import BENCH_SCHEMA, BenchRecord, bench_verdict, summarize
 
-__all__ = ["BENCH_SCHEMA", "BenchResult", "bench", "RESULT_FILE"]
+__all__ = ["BENCH_SCHEMA", "BenchResult", "bench", "measure_step_seconds", "RESULT_FILE"]
 
 RESULT_FILE = "bench_result.json"
 
@@ -61,6 +63,11 @@ class BenchResult:
     records: list[BenchRecord]
     table: dict[str, dict[str, Any]]
     trained: list[str]
+
+    @property
+    def verdict(self) -> str:
+        """One sentence naming the best method or the tie (see :func:`~mmbalance.benchmark.summary.bench_verdict`)."""
+        return bench_verdict(self.table)
 
     @property
     def markdown_path(self) -> Path:
@@ -121,40 +128,105 @@ def bench(model: str, data: str, *, out: str | Path, methods: Sequence[str] = DE
 
     test_set(modalities)  # a missing --test-split fails now, not after the training
     with RunLock(out), confined_to(out):  # one bench at a time; links planted in it are never followed
-        return _bench_runs(model, data, out, plans, seeds, base, modalities, test_set, device, steps, epochs,
-                           test_split, progress, on_run)
+        trains = [plan for plan in plans if plan.method != "ensemble"]  # the ensemble is assembled, not trained
+        todo = sum(1 for seed in seeds for plan in trains
+                   if not (out / "runs" / plan.name / f"seed{seed}" / RESULT_FILE).is_file())
+        if progress and todo:
+            step, per_epoch = measure_step_seconds(model, data, batch_size=batch_size,
+                                                   model_args=dict(model_args or {}), device=device)
+            Bar().print(eta_line(todo, epochs, per_epoch, step))
+        return _bench_runs(model, data, out, plans, len(trains), seeds, base, modalities, test_set, device, steps,
+                           epochs, test_split, progress, on_run)
 
 
-def _bench_runs(model: str, data: str, out: Path, plans: Sequence[RunPlan], seeds: list[int],
+def _bench_runs(model: str, data: str, out: Path, plans: Sequence[RunPlan], n_trained: int, seeds: list[int],
                 base: Mapping[str, Any], modalities: list[str],
                 test_set: Callable[[Sequence[str]], MultimodalDataset], device: str, steps: int, epochs: int,
                 test_split: str, progress: bool, on_run: RunCallback | None) -> BenchResult:
     records: list[BenchRecord] = []
     trained: list[str] = []
-    with progress_bar("bench", total=len(plans) * len(seeds), unit="runs", enabled=progress) as advance:
+    with progress_bar("bench", total=n_trained * len(seeds) * epochs, unit="epochs", enabled=progress) as bar:
         for seed in seeds:
             done: dict[str, BenchRecord] = {}
             for plan in plans:
                 run_dir = out / "runs" / plan.name / f"seed{seed}"
+                bar.describe(f"{plan.name} seed {seed}")
+                counted = [0]
+
+                def epoch_done(row: Mapping[str, Any], bar: Bar = bar, counted: list[int] = counted) -> None:
+                    counted[0] += 1
+                    bar(1)
+
                 record, status = _run_one(plan, run_dir, base, seed, done, modalities, test_set, device, steps,
-                                          out)
+                                          out, on_epoch_end=epoch_done)
+                if plan.method != "ensemble":
+                    bar(max(0, epochs - counted[0]))  # finished earlier, stopped early or resumed
                 if status != "done":
                     trained.append(f"{plan.name}/seed{seed}")
                 done[plan.name] = record
                 records.append(record)
+                if progress:
+                    bar.print(f"{plan.name} seed {seed}: {status} (test accuracy {record.test_accuracy:.1%})")
                 if on_run is not None:
                     on_run(plan.name, seed, status)
-                advance(1)
     table = summarize(records)
     doc = {"schema": BENCH_SCHEMA, "model": model, "data": data, "epochs": epochs, "seeds": seeds,
            "test_split": test_split, "modalities": modalities, "methods": [p.name for p in plans],
            "settings": {p.name: p.overrides for p in plans},
-           "records": [r.to_dict() for r in records], "table": table}
+           "records": [r.to_dict() for r in records], "table": table, "verdict": bench_verdict(table)}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "bench.json", doc)
     atomic_write_text(out / "bench.md", bench_markdown(doc))
     write_bench_html(doc, out / "report")
     return BenchResult(out_dir=out, records=records, table=table, trained=trained)
+
+
+def measure_step_seconds(model: str, data: str, *, batch_size: int, model_args: Mapping[str, Any] | None = None,
+                         device: str = "auto", steps: int = 3) -> tuple[float, int]:
+    """(median seconds of one plain training step, steps per epoch) on ``data``'s training split: forward,
+    cross-entropy, backward and an Adam step of a fresh ``model``, after one warm-up step. What
+    :func:`bench` multiplies out into its ETA before it starts.
+
+    Example:
+        >>> seconds, per_epoch = measure_step_seconds("av-tiny", "synthetic:av-dominance?n_train=64",
+        ...                                           batch_size=32, device="cpu")
+        >>> per_epoch, seconds > 0
+        (2, True)
+    """
+    dev = resolve_device(device)
+    train_set = load_dataset(data, split="train", default_split="train")
+    adapter = load_model(model, model_args=dict(model_args or {}), num_classes=train_set.num_classes,
+                         modalities=train_set.modalities, device=str(dev)).train()
+    optimizer = torch.optim.Adam(adapter.parameters(), lr=1e-3)
+    times = []
+    for i, batch in enumerate(iter_batches(train_set, batch_size=batch_size)):
+        if i > steps:
+            break
+        batch = batch.to(dev)
+        started = time.perf_counter()
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(adapter({**batch.inputs, **batch.extra}), batch.labels)
+        loss.backward()
+        optimizer.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        if i > 0 or len(train_set) <= batch_size:  # the first step warms up
+            times.append(time.perf_counter() - started)
+    return float(statistics.median(times)), math.ceil(len(train_set) / batch_size)
+
+
+def eta_line(runs: int, epochs: int, steps_per_epoch: int, step_seconds: float) -> str:
+    """The line :func:`bench` prints before it starts.
+
+    Example:
+        >>> eta_line(6, 10, 63, 0.05)
+        'bench: 6 runs x 10 epochs x 63 steps, a plain step takes 50 ms: about 3 min of training (balancing methods take up to a few times longer per step; audits come on top)'
+    """
+    total = runs * epochs * steps_per_epoch * step_seconds
+    when = f"{total / 60:.0f} min" if total >= 90 else f"{total:.0f} s"
+    return (f"bench: {runs} runs x {epochs} epochs x {steps_per_epoch} steps, a plain step takes "
+            f"{step_seconds * 1000:.0f} ms: about {when} of training (balancing methods take up to a few times "
+            "longer per step; audits come on top)")
 
 
 def _config(base: Mapping[str, Any], plan: RunPlan, out: Path, seed: int) -> TrainConfig:
@@ -258,7 +330,8 @@ def read_record(path: Path) -> BenchRecord:
 
 def _run_one(plan: RunPlan, run_dir: Path, base: Mapping[str, Any], seed: int, done: Mapping[str, BenchRecord],
              modalities: Sequence[str], test_set: Callable[[Sequence[str]], MultimodalDataset], device: str,
-             steps: int, out: Path) -> tuple[BenchRecord, str]:
+             steps: int, out: Path, on_epoch_end: Callable[[Mapping[str, Any]], None] | None = None,
+             ) -> tuple[BenchRecord, str]:
     if plan.method != "ensemble":
         _check_same_settings(run_dir, _config(base, plan, out, seed))
     result_path = run_dir / RESULT_FILE
@@ -276,10 +349,10 @@ def _run_one(plan: RunPlan, run_dir: Path, base: Mapping[str, Any], seed: int, d
         if _finished(run_dir):
             status = "audited"
         elif (run_dir / RESUME_FILE).is_file():
-            finetune(resume=run_dir, progress=False)
+            finetune(resume=run_dir, progress=False, on_epoch_end=on_epoch_end)
             status = "resumed"
         else:
-            finetune(_config(base, plan, out, seed), progress=False)
+            finetune(_config(base, plan, out, seed), progress=False, on_epoch_end=on_epoch_end)
         config = _config(base, plan, out, seed)
         try:
             info = json.loads((run_dir / RUN_FILE).read_text(), parse_constant=_reject_constant)

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 
 from ..results import imbalance_figures
 
-__all__ = ["BENCH_SCHEMA", "BenchRecord", "share_variance", "summarize"]
+__all__ = ["BENCH_SCHEMA", "BenchRecord", "bench_verdict", "share_variance", "summarize"]
 
 BENCH_SCHEMA = "mmbalance.bench/1"
 
@@ -111,8 +111,59 @@ def summarize(records: Sequence[BenchRecord]) -> dict[str, dict[str, Any]]:
             "delta_best_unimodal": d_uni, "delta_plain": d_plain,
             "shares": {m: _mean([r.shares.get(m, 0.0) for r in recs]) for m in modalities},
             "share_variance": var,
-            "variance_cut": 1.0 - var / plain_var if plain_var and plain_var > 0 else None,
+            # a unimodal model has one share (variance 0 by construction): no cut to speak of
+            "variance_cut": (1.0 - var / plain_var if plain_var and plain_var > 0 and recs[0].method != "unimodal"
+                             else None),
             "train_seconds": time_,
             "relative_time": time_ / plain_time if plain_time and plain_time > 0 else None,
         }
     return out
+
+
+def _points(value: float) -> str:
+    return f"{100 * value:+.1f} pts"
+
+
+def bench_verdict(table: Mapping[str, Mapping[str, Any]]) -> str:
+    """One sentence naming the best method (by mean test accuracy; unimodal models are the yardstick, not
+    candidates) or the methods that tie with it: a difference no larger than the larger of the two methods'
+    seed standard deviations is a tie. With one seed there is no spread, so only equal accuracies tie.
+
+    Example:
+        >>> table = {"unimodal-audio": {"method": "unimodal", "accuracy_mean": 0.60, "accuracy_std": 0.01},
+        ...          "plain": {"method": "plain", "accuracy_mean": 0.70, "accuracy_std": 0.01,
+        ...                    "delta_best_unimodal": [0.10], "variance_cut": 0.0},
+        ...          "gblend": {"method": "gblend", "accuracy_mean": 0.74, "accuracy_std": 0.01,
+        ...                     "delta_best_unimodal": [0.14], "variance_cut": 0.5}}
+        >>> bench_verdict(table)
+        'on this data, gblend is best: +14.0 pts over the best unimodal model, 50% variance cut; differences under the seed spread are called ties'
+    """
+    candidates = {name: row for name, row in table.items()
+                  if row.get("method") != "unimodal" and math.isfinite(row.get("accuracy_mean", math.nan))}
+    if not candidates:
+        return "no multimodal method ran, so there is no winner to name"
+    best = max(candidates, key=lambda name: candidates[name]["accuracy_mean"])
+    top = candidates[best]
+
+    def spread(row: Mapping[str, Any]) -> float:
+        return float(row.get("accuracy_std") or 0.0)
+
+    tied = [name for name, row in candidates.items() if name != best
+            and top["accuracy_mean"] - row["accuracy_mean"] <= max(spread(top), spread(row))]
+
+    def figures(row: Mapping[str, Any]) -> str:
+        parts = []
+        deltas = [d for d in row.get("delta_best_unimodal") or [] if d is not None]
+        if deltas:
+            parts.append(f"{_points(_mean(deltas))} over the best unimodal model")
+        cut = row.get("variance_cut")
+        if cut is not None and math.isfinite(cut):
+            parts.append(f"{cut:.0%} variance cut")
+        return ", ".join(parts) or "no unimodal or plain run to compare with"
+
+    rule = "differences under the seed spread are called ties"
+    if not tied:
+        return f"on this data, {best} is best: {figures(top)}; {rule}"
+    names = ", ".join([best, *tied[:-1]]) + f" and {tied[-1]}"
+    return (f"on this data, {names} tie for best (accuracy within the seed spread); {best} has the highest mean: "
+            f"{figures(top)}; {rule}")

@@ -22,7 +22,7 @@ TrustRemoteOpt = Annotated[bool, typer.Option("--trust-remote-code", help="hf:DI
 OutputOpt = Annotated[Optional[str], typer.Option("--output", help="Which element of a tuple/list (index) or dict (key) output holds the logits.")]
 DataOpt = Annotated[str, typer.Option("--data", "-d", help="Dataset: a .pt file, a split directory, synthetic:av-dominance, a media manifest .csv, a CREMA-D folder or class folders.")]
 SplitOpt = Annotated[Optional[str], typer.Option("--split", help="Split of a split dataset (train, val, test).")]
-ModalitiesOpt = Annotated[Optional[str], typer.Option("--modalities", help="Comma-separated modality names in model input order.")]
+ModalitiesOpt = Annotated[Optional[str], typer.Option("--modalities", help="Comma-separated modality names in model input order; [bold]video=visual[/] feeds the dataset's video to the model's visual input.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, max=1_000_000, help="Samples per batch.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", callback=set_quiet, help="No progress bars, tables or library warnings; errors and mmbalance's own warnings still go to stderr.")]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional, TextIO
 import typer
 from rich.console import Console
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 from .. import __version__
 from ..allocator import tune_allocator
@@ -282,6 +282,17 @@ def _escape(text: str) -> str:
 
     return escape(text)
 
+
+def _flag_type(self: TyperOption, ctx: Any) -> str | None:
+    """Help shows a flag (``--json``) as a flag: typer 0.29's rich panels print ``<bool>`` after it, which reads
+    as if it took a value (``models --json true`` then lists the models matching ``true``: none)."""
+    if self.is_flag or self.count:
+        return None
+    return _typed_option_display(self, ctx)
+
+
+_typed_option_display = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
 
 app = typer.Typer(
     cls=_MMBalanceGroup,

@@ -8,11 +8,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..attribution import list_estimators
-from ..audit import DEFAULT_BOOTSTRAP, DEFAULT_METHODS
-from ..audit import audit as run_audit
 from ..io import check_not_same_file, check_output_file
-from ..models import parse_model_args
+from ._defaults import AUDIT_BOOTSTRAP, AUDIT_METHODS, ESTIMATORS
 from ._media_options import SkipBadOpt, media_data, with_decoding_options
 from ._options import (BatchSizeOpt, CallOpt, CheckpointOpt, DataOpt, DeterministicOpt, DeviceOpt, JsonOpt,
                        ModalitiesOpt, ModelArgOpt, ModelOpt, OutputOpt, PadIdOpt, PassThroughOpt, QuietOpt, SplitOpt,
@@ -20,7 +17,7 @@ from ._options import (BatchSizeOpt, CallOpt, CheckpointOpt, DataOpt, Determinis
 from ._render import print_audit, print_warnings
 from .app import app, stderr_console, stdout_console
 
-_METHOD_HELP = (f"Comma-separated estimators ({', '.join(list_estimators())}); the first is the primary one. "
+_METHOD_HELP = (f"Comma-separated estimators ({', '.join(ESTIMATORS)}); the first is the primary one. "
                 "See docs/estimators.md.")
 
 
@@ -32,7 +29,7 @@ def audit_command(
     checkpoint: CheckpointOpt = None,
     split: SplitOpt = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the audit JSON here.")] = None,
-    method: Annotated[str, typer.Option("--method", help=_METHOD_HELP)] = ",".join(DEFAULT_METHODS),
+    method: Annotated[str, typer.Option("--method", help=_METHOD_HELP)] = ",".join(AUDIT_METHODS),
     level: Annotated[str, typer.Option("--level", help="Attribute at the model [bold]input[/] or at each "
                                        "modality's [bold]embedding[/] where it enters the fusion.")] = "input",
     embedding_layer: Annotated[Optional[str], typer.Option(
@@ -59,7 +56,7 @@ def audit_command(
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="Shuffles per modality for the "
                                          "permutation estimator.")] = 5,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap replicates for 95% intervals "
-                                           "(0: none).")] = DEFAULT_BOOTSTRAP,
+                                           "(0: none).")] = AUDIT_BOOTSTRAP,
     per_sample: Annotated[Optional[Path], typer.Option(
         "--per-sample", help="Write per-sample scores and shares to this .csv or .parquet file.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random draw (noise baseline, shuffles, "
@@ -92,6 +89,9 @@ def audit_command(
     Hugging Face: [bold]mmbalance audit --model hf:runs/vilt --data vqa.pt[/] (token ids at their embedding,
     masks passed through).
     """
+    from ..audit import audit as run_audit  # lazy: torch only once a command runs
+    from ..models import parse_model_args
+
     if out is not None:
         check_output_file(out, what="--out", example="audit.json")  # fail now, not after the audit
     if per_sample is not None:

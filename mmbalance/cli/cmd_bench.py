@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
-from ..benchmark import DEFAULT_METHODS, bench
 from ..errors import UsageError
 from ..limits import MAX_BENCH_SEEDS
-from ..models import parse_model_args
-from ..training import TrainingInterrupted
+from ._defaults import BENCH_METHODS
 from ._options import BatchSizeOpt, DataOpt, DeviceOpt, ModelArgOpt, ModelOpt, QuietOpt, split_list, output_dir
 from .app import EXIT_INTERRUPTED, app, stderr_console, stdout_console
 
@@ -21,7 +20,7 @@ def bench_command(
     model: ModelOpt,
     data: DataOpt,
     out: Annotated[Path, typer.Option("--out", "-o", parser=output_dir, help="Bench directory: runs/, bench.md, bench.json, report/.")],
-    methods: Annotated[str, typer.Option("--methods", help="Comma-separated: plain, unimodal, ensemble, gblend, ogm-ge, modality-dropout, aux, attribution, attribution-aux.")] = ",".join(DEFAULT_METHODS),
+    methods: Annotated[str, typer.Option("--methods", help="Comma-separated: plain, unimodal, ensemble, gblend, ogm-ge, modality-dropout, aux, attribution, attribution-aux.")] = ",".join(BENCH_METHODS),
     seeds: Annotated[int, typer.Option("--seeds", min=1, max=MAX_BENCH_SEEDS, help="Number of seeds (0 .. N-1) per method.")] = 3,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs per run (the same budget for every method).")] = 10,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate shared by every method.")] = 1e-3,
@@ -42,19 +41,18 @@ def bench_command(
 
     Example: [bold]mmbalance bench -m av-tiny -d synthetic:av-dominance --methods plain,unimodal,gblend --seeds 3 --epochs 10 -o bench/avd[/]
     """
+    from ..benchmark import bench  # lazy: torch only once a command runs
+    from ..models import parse_model_args
+    from ..training import TrainingInterrupted
+
     names = split_list(methods) or []
     if not names:
         raise UsageError("--methods is empty")
     err = stderr_console()
-
-    def told(run: str, seed: int, status: str) -> None:
-        if not quiet:
-            err.print(f"{run} seed {seed}: {status}")
-
     try:
         result = bench(model, data, out=out, methods=names, seeds=range(seeds), epochs=epochs, lr=lr,
                        batch_size=batch_size, model_args=parse_model_args(model_arg or []), device=device,
-                       test_split=test_split, steps=steps, progress=not quiet, on_run=told,
+                       test_split=test_split, steps=steps, progress=not quiet,
                        train={"lambda_": lambda_, "target": target, "val_split": val_split,
                               "val_fraction": val_fraction})
     except TrainingInterrupted as stop:
@@ -64,3 +62,5 @@ def bench_command(
     if not quiet:
         typer.echo(result.markdown_path.read_text())  # plain text: a wrapped Markdown table is unreadable
         stdout_console().print(f"wrote {result.markdown_path}, {result.json_path}, {result.html_path}")
+    if not quiet:
+        stdout_console().print(f"[bold]{escape(result.verdict)}[/]", soft_wrap=True)  # last: the answer, one line

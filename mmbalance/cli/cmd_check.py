@@ -10,21 +10,20 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
 
-from ..check import (CheckReport, Policy, append_step_summary, check, load_policy, merge_rules, rules_from_options,
-                     to_annotations, to_table, write_junit)
-from ..check.rules import ABLATION, Verdict
 from ..errors import MMBalanceError, UsageError
 from ..io import check_not_same_file, check_output_file
-from ..results import DEFAULT_METHODS, AuditResult
 from ._options import (BatchSizeOpt, CallOpt, CheckpointOpt, DataOpt, DeviceOpt, ModalitiesOpt, ModelArgOpt,
                        ModelOpt, OutputOpt, PadIdOpt, PassThroughOpt, QuietOpt, SplitOpt, TrustOpt, TrustRemoteOpt,
                        parse_output, split_list)
 from .app import EXIT_CHECK_FAILED, EXIT_OK, app, record_verdict, stderr_console, stdout_console
+
+if TYPE_CHECKING:
+    from ..check import CheckReport
 
 _RULES_PANEL = "Rules ([MODALITY=]NUMBER[:warn|:fail])"
 _AUDIT_PANEL = "Run the audit (instead of --audit)"
@@ -141,6 +140,10 @@ def check_command(
 
     Example: [bold]mmbalance check --audit audit.json --max-share 0.7 --min-share visual=0.25:warn --junit junit.xml[/]
     """
+    from ..check import Policy, check, load_policy, merge_rules, rules_from_options  # lazy: torch only once a command runs
+    from ..check.rules import ABLATION
+    from ..results import DEFAULT_METHODS, AuditResult
+
     for flag, target, example in (("--junit", junit, "junit.xml"), ("--save-audit", save_audit, "audit.json")):
         if target is not None:
             check_output_file(target, what=flag, example=example)  # fail now, not after the audit
@@ -216,6 +219,9 @@ def check_command(
 
 def _emit(report: CheckReport, *, junit: Path | None, as_json: bool, quiet: bool) -> None:
     """Write every output the options and the CI environment ask for."""
+    from ..check import append_step_summary, to_annotations, to_table, write_junit
+    from ..check.rules import Verdict
+
     if junit is not None:
         write_junit(report, junit)
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")

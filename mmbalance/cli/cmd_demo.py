@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..demo import DemoResult, run_demo
-from ..results import AuditResult
 from ._options import DeviceOpt, QuietOpt, output_dir
 from ._render import print_audit
 from .app import app, stdout_console
+
+if TYPE_CHECKING:
+    from ..demo import DemoResult
+    from ..results import AuditResult
 
 
 @app.command("demo")
@@ -27,6 +29,8 @@ def demo_command(
 ) -> None:
     """Synthesize imbalanced audio-visual data, train a fused model plainly, audit it, fine-tune it with the
     attribution regularizer, audit again and compare."""
+    from ..demo import run_demo  # lazy: torch only once a command runs
+
     console = stdout_console()
     if not quiet:
         console.print(f"[bold]mmbalance demo[/] → {out}")

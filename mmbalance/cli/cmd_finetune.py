@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 from rich.markup import escape
 from typer._click.core import ParameterSource  # typer 0.29 bundles click
 import typer
 
-from ..attribution.hooks import parse_embedding_layers
-from ..data import parse_pass_through
 from ..errors import UsageError
-from ..models import parse_model_args
-from ..training import TrainConfig, TrainingInterrupted, TrainResult, finetune
-from ..training.resume import RESUME_FILE
-from ..training.rundir import check_new_run_dir
 from ._media_options import SkipBadOpt, media_data, with_decoding_options
 from ._options import (BatchSizeOpt, CallOpt, CheckpointOpt, DeterministicOpt, DeviceOpt, ModalitiesOpt, ModelArgOpt,
                        OutputOpt, PadIdOpt, PassThroughOpt, QuietOpt, TrustRemoteOpt, parse_output, split_list,
                        output_dir)
 from .app import app, interrupt_exit_code, interrupt_reason, stderr_console, stdout_console
+
+if TYPE_CHECKING:
+    from ..training import TrainResult
 
 # Options that may accompany --resume (everything else comes from the saved run).
 _RESUME_OPTIONS = {"resume", "device", "quiet", "trust_checkpoint", "trust_remote_code"}
@@ -104,6 +101,12 @@ def finetune_command(
     [bold]mmbalance finetune ... -o runs/plain --force[/]   (start over in a directory that holds a run)
     [bold]torchrun --nproc_per_node 2 -m mmbalance finetune ...[/]   (DistributedDataParallel)
     """
+    from ..attribution.hooks import parse_embedding_layers  # lazy: torch only once a command runs
+    from ..data import parse_pass_through
+    from ..models import parse_model_args
+    from ..training import TrainConfig, finetune
+    from ..training.rundir import check_new_run_dir
+
     main_rank = int(os.environ.get("RANK", "0")) == 0
     show = not quiet and main_rank
     if resume is not None:
@@ -157,6 +160,9 @@ def finetune_command(
 
 def _interrupted_line(err: KeyboardInterrupt, where: Path) -> str:
     """One line: what stopped the run, and where its resumable state is (or that there is none yet)."""
+    from ..training import TrainingInterrupted
+    from ..training.resume import RESUME_FILE
+
     reason = escape(interrupt_reason())
     out_dir = err.out_dir if isinstance(err, TrainingInterrupted) else where
     if not (out_dir / RESUME_FILE).is_file():

@@ -10,7 +10,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..media import prepare
 from ._media_options import SkipBadOpt, decode_values, with_decoding_options
 from ._options import ModalitiesOpt, QuietOpt, split_list, output_dir
 from .app import stderr_console, stdout_console
@@ -43,7 +42,7 @@ def prepare_command(
 
     Example: [bold]mmbalance data prepare clips.csv --out prepared --workers 4 --frames 8 --size 112 --skip-bad[/]
     """
-    from ..media import DecodeOptions  # noqa: PLC0415
+    from ..media import DecodeOptions, prepare  # noqa: PLC0415  lazy: torch only once a command runs
 
     given = decode_values(**decoding)
     result = prepare(source, out, options=DecodeOptions(**given) if given else None, split=split or None,

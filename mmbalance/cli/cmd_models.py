@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..models import list_model_info
 from ._options import JsonOpt, QuietOpt
 from .app import app, stderr_console, stdout_console
 
@@ -20,7 +19,11 @@ def models_command(
     quiet: QuietOpt = False,
 ) -> None:
     """List models usable with [bold]--model[/]: built-ins and installed plug-ins."""
+    from ..models import list_model_info  # lazy: torch only once a command runs
+
     infos = list_model_info(pattern)
+    if not infos:  # on stderr, so `--json` still prints [] on stdout
+        stderr_console().print(f"no models match {pattern!r}; `mmbalance models` lists them all", markup=False)
     if as_json:
         typer.echo(json.dumps([info.to_json() for info in infos], indent=2))
         return
@@ -29,7 +32,6 @@ def models_command(
             typer.echo(info.name)
         return
     if not infos:
-        stderr_console().print(f"no models match {pattern!r}", markup=False)
         return
     table = Table("name", "source", "description", title=None, show_lines=False)
     for info in infos:

@@ -10,9 +10,6 @@ import typer
 from rich.markup import escape
 
 from ..io import check_output_dir
-from ..benchmark import is_bench_file, render_bench
-from ..report import build_report, compare_audits, parse_formats
-from ..report.terminal import comparison_table
 from ..results import AuditResult
 from ._options import JsonOpt, QuietOpt, output_dir
 from .app import app, stderr_console, stdout_console
@@ -52,6 +49,9 @@ def report_command(
 
     Example: [bold]mmbalance report plain.json balanced.json --metrics runs/balanced/metrics.csv --out report[/]
     """
+    from ..benchmark import is_bench_file, render_bench  # lazy: torch, matplotlib only once a command runs
+    from ..report import build_report, parse_formats
+
     check_output_dir(out, what="--out")
     if len(audits) == 1 and is_bench_file(audits[0]):  # the bench section (mmbalance bench's bench.json)
         for path in render_bench(audits[0], out):
@@ -92,6 +92,9 @@ def compare_command(
 
     Example: [bold]mmbalance compare plain.json balanced.json --json[/]
     """
+    from ..report import compare_audits  # lazy: matplotlib only once a command runs
+    from ..report.terminal import comparison_table
+
     a, b = AuditResult.load(before), AuditResult.load(after)
     labels = audit_labels([before, after])
     comparison = compare_audits(a, b, before_label=labels[0], after_label=labels[1])

@@ -175,11 +175,16 @@ def load_dataset(
         raise DataError(f"no dataset source given ({source!r})", hint=_accepted())
     if isinstance(modalities, str):  # "audio,visual"
         modalities = [m.strip() for m in modalities.split(",") if m.strip()]
+    renames: dict[str, str] = {}
+    if modalities is not None and any("=" in m for m in modalities):  # video=visual: dataset name=model name
+        from .rename import parse_modality_map, renamed
+
+        modalities, renames = parse_modality_map(modalities)
     request = SourceRequest(text, split or None, tuple(modalities) if modalities is not None else None,
                             default_split)
     for entry in list_sources():
         if entry.matches(text):
-            return entry.loader(request)
+            return renamed(entry.loader(request), renames) if renames else entry.loader(request)
     path = Path(text)
     if path.is_dir():
         raise DataError(f"{text} is a directory without dataset files", hint=_accepted())

@@ -34,6 +34,7 @@ from torch import nn
 
 from ..device import resolve_device
 from ..errors import MMBalanceError, ModelError, UsageError
+from ..guards import allow_mode_switch
 from ._registry import is_model, model_entrypoint, one_line
 from .adapter import ModelAdapter, check_modalities, model_input_names
 from .checkpoint import load_checkpoint
@@ -277,6 +278,7 @@ def load_model(spec: str, *, checkpoint: str | os.PathLike[str] | None = None, t
             raise ModelError(f"model {spec!r}: its modalities come from the dataset's input names",
                              hint="give a dataset (or --modalities) naming forward's inputs, e.g. input_ids")
         modalities = hf_modalities(model, modalities, pass_through)
+    allow_mode_switch(model)  # an exported program refuses .eval(); forward-only estimators still run on it
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, trust=trust_checkpoint)
     own = model_input_names(model)

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -202,6 +203,25 @@ def _listing(keys: list[str]) -> str:
     return f"{len(keys)}: {shown}{more}"
 
 
+def _trained_with(path: str | os.PathLike[str]) -> str | None:
+    """``--model X [--model-arg k=v ...]`` from the ``run.json`` of the finetune run that wrote ``path``, if any.
+
+    Example:
+        >>> _trained_with("no/such/run/best.pt") is None
+        True
+    """
+    try:
+        config = json.loads((Path(path).parent / "run.json").read_text(encoding="utf-8"))["config"]
+        model = config["model"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(model, str) or not model:
+        return None
+    args = config.get("model_args") or {}
+    flags = "".join(f" --model-arg {k}={json.dumps(v)}" for k, v in args.items()) if isinstance(args, dict) else ""
+    return f"--model {model}{flags}"
+
+
 def load_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, trust: bool = False,
                     strict: bool = True) -> CheckpointKeys:
     """Load weights from ``path`` into ``model`` (wrappers are unwrapped first).
@@ -225,6 +245,14 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, trust: bo
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]
     if mismatched or (strict and (missing or unexpected)):
+        trained_with = _trained_with(path)
+        if trained_with is not None:  # run.json beside it names the model: say that, with counts, not key names
+            counts = ", ".join(f"{len(keys)} {what}" for what, keys in (
+                ("missing keys", missing), ("unexpected keys", unexpected), ("keys of other shapes", mismatched))
+                if keys)
+            raise CheckpointError(f"checkpoint {path} does not match {type(target).__name__} ({counts}): this "
+                                  f"checkpoint was trained with {trained_with} (run.json)",
+                                  hint=f"pass {trained_with}")
         # All three counts at once: a checkpoint of another architecture shows as all three, not one.
         parts = [f"{what} {_listing(keys)}" for what, keys in (
             ("missing keys", missing), ("unexpected keys", unexpected), ("keys of other shapes", mismatched)) if keys]

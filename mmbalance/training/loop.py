@@ -40,6 +40,7 @@ from ..data import IndexedDataset, MultimodalDataset, iter_batches, load_dataset
 from ..device import resolve_device
 from ..distributed import all_reduce_sum, barrier, init_distributed, shutdown_distributed
 from ..errors import DataError, MMBalanceWarning, TrainingError, UsageError
+from ..guards import check_compiled, check_training_outputs, compiled_kind
 from ..io import atomic_write_json, atomic_write_text, check_output_dir, confined_to
 from ..models import ModelAdapter, load_model, save_state_dict
 from ..models.binding import fit_to_model, split_pass_through
@@ -262,6 +263,10 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
     regularizer = build_regularizer(config, modalities)
     target = [config.target_shares(modalities)[m] for m in modalities]
     probe = next(iter_batches(train_set, batch_size=min(2, len(train_set)))).to(dev)
+    if compiled_kind(adapter.model) == "torch.export" or (compiled_kind(adapter.model) and config.regularizer != "none"):
+        check_compiled(adapter.model, "finetune" + (f" -r {config.regularizer}" if config.regularizer != "none" else ""))
+    # lazy layers materialize here, before the optimizers take the parameters; audit's output guards
+    check_training_outputs(adapter, {**probe.inputs, **probe.extra}, train_set.num_classes, train_set.location)
     regularizer.tokens = find_tokens(adapter, {**probe.inputs, **probe.extra}, config.embedding_layers,
                                      config.pad_id)
     regularizer.check(adapter, training_view(adapter, config.embedding_layers, tokens=regularizer.tokens,

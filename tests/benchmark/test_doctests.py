@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["mmbalance.benchmark.methods", "mmbalance.benchmark.summary", "mmbalance.models.unimodal",
+MODULES = ["mmbalance.benchmark.methods", "mmbalance.benchmark.summary", "mmbalance.benchmark.run", "mmbalance.models.unimodal",
            "mmbalance.models.ensemble", "mmbalance.training.methods.settings", "mmbalance.training.methods.unimodal",
            "mmbalance.training.regularizers.aux_heads", "mmbalance.training.regularizers.gblend"]
 

@@ -3,6 +3,7 @@ and exit 3 ("internal error") unreachable from each bad input of issue 12."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import pickle
@@ -90,7 +91,8 @@ def test_keyboard_interrupt_in_a_command_is_exit_130_with_one_line(files, monkey
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("mmbalance.cli.cmd_audit.run_audit", interrupted)
+    audit_module = importlib.import_module("mmbalance.audit")  # the CLI imports audit() when the command runs
+    monkeypatch.setattr(audit_module, "audit", interrupted)
     result = runner.invoke(app, ["audit", "-m", "av-tiny", "-d", str(data), "-q"])
     assert result.exit_code == 130
     assert result.stderr.strip() == "error: interrupted (Ctrl-C)"

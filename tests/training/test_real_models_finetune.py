@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from typer.testing import CliRunner
 
-import mmbalance.cli.cmd_finetune as cmd_finetune
+import mmbalance.training as training_pkg
 from mmbalance.cli import app
 from mmbalance.models import ModelAdapter
 from mmbalance.training import TrainConfig
@@ -120,17 +120,17 @@ def test_resume_of_an_interrupted_real_model_run_matches_an_uninterrupted_one(fi
     res, text = _finetune(files, family, tmp_path / "full", *extra, epochs=2)
     assert res.exit_code == 0, text
 
-    real = cmd_finetune.finetune
+    real = training_pkg.finetune  # the CLI imports it when the command runs
 
     def stop_after_first(*args, **kwargs):
         def interrupt(row: dict) -> None:
             raise KeyboardInterrupt
         return real(*args, on_epoch_end=interrupt, **kwargs)
 
-    monkeypatch.setattr(cmd_finetune, "finetune", stop_after_first)
+    monkeypatch.setattr(training_pkg, "finetune", stop_after_first)
     res, text = _finetune(files, family, tmp_path / "cut", *extra, epochs=2)
     assert res.exit_code == 130, text
-    monkeypatch.setattr(cmd_finetune, "finetune", real)
+    monkeypatch.setattr(training_pkg, "finetune", real)
     res = runner.invoke(app, ["finetune", "--resume", str(tmp_path / "cut"), "--trust-checkpoint", "-q"])
     assert res.exit_code == 0, res.output
     full, cut = _rows(tmp_path / "full"), _rows(tmp_path / "cut")
