@@ -261,7 +261,8 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
     regularizer.tokens = find_tokens(adapter, {**probe.inputs, **probe.extra}, config.embedding_layers,
                                      config.pad_id)
     regularizer.check(adapter, training_view(adapter, config.embedding_layers, tokens=regularizer.tokens,
-                                             needed_by=regularizer.needs_embeddings()))
+                                             needed_by=regularizer.needs_embeddings()),
+                      probe={**probe.inputs, **probe.extra})
     optimizers, schedulers = _make_optimizers(config, adapter, regularizer)
     amp = config.amp and dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp and not torch.cuda.is_bf16_supported())
