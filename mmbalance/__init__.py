@@ -24,10 +24,11 @@ from .results import AuditResult, MethodResult  # noqa: E402
 from .models import list_models, load_model, register_model  # noqa: E402
 from .data import load_dataset  # noqa: E402
 from .audit import audit  # noqa: E402
-from .training import TrainConfig, finetune  # noqa: E402
+from .training import AttributionPenalty, AuxHeads, TrainConfig, finetune, modality_shares  # noqa: E402
 from .check import check  # noqa: E402
 
 __all__ = [
     "__version__", "MMBalanceError", "AuditResult", "MethodResult", "list_models", "load_model",
-    "register_model", "load_dataset", "audit", "TrainConfig", "finetune", "check",
+    "register_model", "load_dataset", "audit", "TrainConfig", "finetune", "check", "AttributionPenalty", "AuxHeads",
+    "modality_shares",
 ]
