@@ -28,7 +28,7 @@ try:
     from lightning.pytorch.callbacks import Callback
 except ImportError:  # the standalone package
     try:
-        from pytorch_lightning.callbacks import Callback  # type: ignore[no-redef]
+        from pytorch_lightning.callbacks import Callback  # type: ignore[no-redef,assignment]
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError("mmbalance.integrations.lightning needs Lightning: pip install 'mmbalance[lightning]'") \
             from err
