@@ -16,6 +16,7 @@ from ..errors import UsageError
 from ..models import parse_model_args
 from ..training import TrainConfig, TrainingInterrupted, TrainResult, finetune
 from ..training.resume import RESUME_FILE
+from ..training.trackers import parse_log
 from ..training.rundir import check_new_run_dir
 from ._media_options import SkipBadOpt, media_data, with_decoding_options
 from ._options import (BatchSizeOpt, CallOpt, CheckpointOpt, DeterministicOpt, DeviceOpt, ModalitiesOpt, ModelArgOpt,
@@ -82,6 +83,7 @@ def finetune_command(
     pad_id: PadIdOpt = None,
     model_arg: ModelArgOpt = None,
     trust_checkpoint: Annotated[bool, typer.Option("--trust-checkpoint", help="Allow full unpickling of --checkpoint; with --resume, allow a run whose saved model is module:factory or file.py:factory. Only for files you trust: it can run code.")] = False,
+    log: Annotated[Optional[str], typer.Option("--log", help="Also log every epoch's metrics (loss, accuracy, penalty, lambda, shares) to a tracker: tensorboard (event files in OUT/tensorboard).")] = None,
     skip_bad: SkipBadOpt = False,
     quiet: QuietOpt = False,
     *,
@@ -130,7 +132,7 @@ def finetune_command(
             zero_modalities=list(zero_modality or []), amp=amp, optimizer=optimizer, momentum=momentum,
             step_size=step_size, gamma=gamma, modulation_start=modulation_start, modulation_end=modulation_end,
             unimodal=unimodal, aux_heads=aux_heads, aux_weight=aux_weight, gblend_every=gblend_every,
-            deterministic=deterministic)
+            deterministic=deterministic, log=parse_log(log))
         config.validate()
         run = lambda: finetune(config, progress=not quiet, force=force)  # noqa: E731
         where = out

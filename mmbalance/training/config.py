@@ -139,6 +139,7 @@ class TrainConfig:
     aux_heads: bool = False
     aux_weight: float = 1.0
     gblend_every: int = 1
+    log: list[str] = field(default_factory=list)  # experiment trackers (--log tensorboard)
 
     def validate(self, modalities: Sequence[str] | None = None) -> None:
         """Raise :class:`UsageError` for values that cannot work (names checked when ``modalities`` are given)."""
@@ -193,6 +194,8 @@ class TrainConfig:
             if unknown:
                 raise UsageError(f"--embedding-layer names unknown modality {', '.join(unknown)}",
                                  hint=f"the data has {', '.join(modalities)}")
+        from .trackers import parse_log
+        parse_log(self.log)
         from .methods.settings import validate_method_settings
         validate_method_settings(self, modalities)
         if modalities is not None:

@@ -53,6 +53,7 @@ from .methods import make_optimizers, unimodal_spec
 from .regularizers import Regularizer, build_regularizer, fusion_parameters
 from .rundir import RunLock, check_new_run_dir, clear_run_files
 from .resume import RESUME_FILE, RUN_FILE, capture_rng, load_resume, restore_rng, save_resume
+from .trackers import EpochTrackers, parse_log
 from .stopping import TrainingWarning, chance_accuracy, chance_check_epoch, chance_warning, should_stop
 
 __all__ = ["METRIC_COLUMNS", "TrainResult", "TrainingInterrupted", "evaluate", "finetune", "metrics_csv",
@@ -321,6 +322,7 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
     spec = _eval_spec(config)
     steps_per_epoch = math.ceil(len(sampler) / local_batch)
     epoch = start
+    trackers = EpochTrackers(parse_log(config.log) if main else [], out)
     try:
         with progress_bar("training", total=(last_epoch - start) * steps_per_epoch, unit="steps",
                           enabled=progress) as advance:
@@ -393,6 +395,7 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
                     save_state_dict(adapter, out / "last.pt")
                     atomic_write_text(out / "metrics.csv", metrics_csv(history))
                     save_resume(out, snapshot(epoch))
+                    trackers.log(row)
                 barrier()
                 if on_epoch_end is not None:
                     on_epoch_end(dict(row))
@@ -402,6 +405,8 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
         if isinstance(err, TrainingInterrupted):
             raise
         raise TrainingInterrupted(out, len(history)) from None
+    finally:
+        trackers.close()
     if main:
         atomic_write_json(out / RUN_FILE, dict(run_info, best_epoch=best_epoch, best_val_accuracy=best_acc,
                                                epochs_done=len(history), stopped_epoch=stopped_epoch,
