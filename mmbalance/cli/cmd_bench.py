@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
+from ..attribution.hooks import parse_embedding_layers
 from ..benchmark import DEFAULT_METHODS, bench
+from ..data import parse_pass_through
 from ..errors import UsageError
 from ..models import parse_model_args
 from ..training import TrainingInterrupted
-from ._options import BatchSizeOpt, DataOpt, DeviceOpt, ModelArgOpt, ModelOpt, QuietOpt, split_list, output_dir
+from ._options import BatchSizeOpt, CallOpt, DataOpt, PassThroughOpt, DeviceOpt, ModelArgOpt, ModelOpt, QuietOpt, split_list, output_dir
 from .app import EXIT_INTERRUPTED, app, stderr_console, stdout_console
 
 
@@ -30,6 +32,9 @@ def bench_command(
     lambda_: Annotated[float, typer.Option("--lambda", help="Attribution methods: weight of the penalty.")] = 1.0,
     target: Annotated[str, typer.Option("--target", help="Attribution methods: target shares, equal or audio=0.3,visual=0.7.")] = "equal",
     model_arg: ModelArgOpt = None,
+    embedding_layer: Annotated[Optional[str], typer.Option("--embedding-layer", help="A plug-in model's encoder modules, e.g. audio=audio_net,visual=visual_net: the methods that need embeddings (gblend, ogm-ge, aux, attribution) and the unimodal runs use them.")] = None,
+    pass_through: PassThroughOpt = None,
+    call: CallOpt = "auto",
     device: DeviceOpt = "auto",
     quiet: QuietOpt = False,
 ) -> None:
@@ -52,7 +57,10 @@ def bench_command(
         result = bench(model, data, out=out, methods=names, seeds=range(seeds), epochs=epochs, lr=lr,
                        batch_size=batch_size, model_args=parse_model_args(model_arg or []), device=device,
                        test_split=test_split, steps=steps, progress=not quiet, on_run=told,
-                       train={"lambda_": lambda_, "target": target})
+                       train={"lambda_": lambda_, "target": target,
+                              "embedding_layers": parse_embedding_layers(embedding_layer),
+                              "pass_through": list(parse_pass_through(pass_through)) if pass_through is not None
+                              else None, "call": call})
     except TrainingInterrupted as stop:
         err.print(f"[bold yellow]interrupted[/]: {stop.epochs_done} complete epoch(s) saved in {stop.out_dir}; "
                   "run the same command again to continue")

@@ -189,7 +189,7 @@ class TrainConfig:
             raise UsageError(f"unknown --device {self.device!r}", hint="use one of auto, cpu, cuda")
         parse_target(self.target, modalities)
         layers = parse_embedding_layers(self.embedding_layers)
-        if modalities is not None and layers:
+        if modalities is not None and layers and self.unimodal is None:  # --unimodal uses its modality's layer
             unknown = [m for m in layers if m not in modalities]
             if unknown:
                 raise UsageError(f"--embedding-layer names unknown modality {', '.join(unknown)}",

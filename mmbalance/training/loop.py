@@ -49,7 +49,7 @@ from .config import TrainConfig
 from .differentiable import AttributionSpec
 from .embeddings import find_tokens, training_view
 from .evaluation import _autocast, evaluate, zero_modalities
-from .methods import make_optimizers, unimodal_spec
+from .methods import make_optimizers, materialize, unimodal_spec
 from .regularizers import Regularizer, build_regularizer, fusion_parameters
 from .rundir import RunLock, check_new_run_dir, clear_run_files
 from .resume import RESUME_FILE, RUN_FILE, capture_rng, load_resume, restore_rng, save_resume
@@ -259,9 +259,10 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
     regularizer = build_regularizer(config, modalities)
     target = [config.target_shares(modalities)[m] for m in modalities]
     probe = next(iter_batches(train_set, batch_size=min(2, len(train_set)))).to(dev)
-    regularizer.tokens = find_tokens(adapter, {**probe.inputs, **probe.extra}, config.embedding_layers,
-                                     config.pad_id)
-    regularizer.check(adapter, training_view(adapter, config.embedding_layers, tokens=regularizer.tokens,
+    materialize(adapter, {**probe.inputs, **probe.extra})
+    layers = None if config.unimodal else config.embedding_layers  # a unimodal model is built-in: encode/fuse
+    regularizer.tokens = find_tokens(adapter, {**probe.inputs, **probe.extra}, layers, config.pad_id)
+    regularizer.check(adapter, training_view(adapter, layers, tokens=regularizer.tokens,
                                              needed_by=regularizer.needs_embeddings()),
                       probe={**probe.inputs, **probe.extra})
     optimizers, schedulers = _make_optimizers(config, adapter, regularizer)
