@@ -42,9 +42,9 @@ class ConvAV(nn.Module):
 
     def __init__(self, classes: int) -> None:
         super().__init__()
-        self.audio_net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1),
+        self.audio_net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 32, 3, padding=1),
                                        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.visual_net = nn.Sequential(nn.Conv3d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv3d(16, 32, 3, padding=1),
+        self.visual_net = nn.Sequential(nn.Conv3d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv3d(8, 32, 3, padding=1),
                                         nn.ReLU(), nn.AdaptiveAvgPool3d(1), nn.Flatten())
         self.head = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, classes))
 
@@ -63,7 +63,7 @@ def step_ratio(model_name: str, rounds: int, scope: str) -> tuple[float, float, 
     """(median plain step s, median penalty step s, median per-round ratio)."""
     g = torch.Generator().manual_seed(0)
     batches = [(torch.randn(32, 1, 32, 32, generator=g), torch.randn(32, 3, 4, 32, 32, generator=g),
-                torch.randint(0, 4, (32,), generator=g)) for _ in range(4)]
+                torch.randint(0, 4, (32,), generator=g)) for _ in range(2)]
     torch.manual_seed(0)
     model = ConvAV(4) if model_name == "plug-in" else create_model("av-tiny", num_classes=4)
     pen = _penalty(model, scope=scope)
@@ -128,7 +128,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--skip-shares", action="store_true")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier on a shared machine)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     rounds = 5 if args.quick else 15
     print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     print("| model | scope | plain step | penalty step | ratio |")
