@@ -205,3 +205,16 @@ def test_the_penalty_balances_an_unseen_model_at_equal_accuracy():
     assert var <= (1 - 0.67) * plain_var  # ... the penalty removes at least 67% of the share variance
     # equal accuracy within noise: 3 binomial standard errors of 512 validation samples (about 0.03)
     assert abs(acc - plain_acc) <= 3 * math.sqrt(plain_acc * (1 - plain_acc) / 512) + 1e-9
+
+
+def test_under_autocast_the_penalty_is_a_float32_scalar_with_gradients():
+    model = _model()
+    pen = AttributionPenalty(model, embedding_layers="audio=audio_net,visual=visual_net")
+    a, v, y = _batch()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, penalty = pen(a, v, labels=y)
+        loss = F.cross_entropy(logits.float(), y) + penalty
+    loss.backward()
+    assert penalty.dtype == torch.float32 and math.isfinite(float(penalty))
+    assert model.head[0].weight.grad is not None and torch.isfinite(model.head[0].weight.grad).all()
+    assert sum(pen.last_shares.values()) == pytest.approx(1.0, abs=1e-3)
