@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .errors import MMBalanceError
     from .models import list_models, load_model, register_model
     from .results import AuditResult, MethodResult
-    from .training import TrainConfig, finetune
+    from .training import AttributionPenalty, AuxHeads, TrainConfig, finetune, modality_shares
 
 # public name -> the module that defines it (imported on first access)
 _LAZY: dict[str, str] = {
@@ -42,13 +42,15 @@ _LAZY: dict[str, str] = {
     "list_models": ".models", "load_model": ".models", "register_model": ".models",
     "load_dataset": ".data", "audit": ".audit", "TrainConfig": ".training", "finetune": ".training",
     "check": ".check",
+    "AttributionPenalty": ".training", "AuxHeads": ".training", "modality_shares": ".training",
 }
 # functions named like the submodule that defines them: importing the submodule must not replace them
 _SHADOWED = ("audit", "check")
 
 __all__ = [
     "__version__", "MMBalanceError", "AuditResult", "MethodResult", "list_models", "load_model",
-    "register_model", "load_dataset", "audit", "TrainConfig", "finetune", "check",
+    "register_model", "load_dataset", "audit", "TrainConfig", "finetune", "check", "AttributionPenalty", "AuxHeads",
+    "modality_shares",
 ]
 
 

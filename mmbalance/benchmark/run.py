@@ -42,6 +42,8 @@ from ..limits import MAX_BENCH_SEEDS, MAX_SEED, check_int
 from ..models import create_model, load_model, load_state_dict, save_state_dict
 from ..progress import Bar, progress_bar
 from ..training import TrainConfig, finetune
+from ..training.methods import unimodal_spec
+from ..training.preflight import check_trainable
 from ..training.resume import RESUME_FILE, RUN_FILE
 from ..training.rundir import RunLock
 from .methods import DEFAULT_METHODS, RunPlan, plan_runs
@@ -115,9 +117,12 @@ def bench(model: str, data: str, *, out: str | Path, methods: Sequence[str] = DE
     base = dict(model=model, data=data, epochs=epochs, lr=lr, batch_size=batch_size, device=device,
                 model_args=dict(model_args or {}))
     base.update(dict(train or {}))
-    for plan in plans:  # fail on bad settings before any training
+    for plan in plans:  # fail on bad settings, and on methods the model cannot be trained with, before any training
         if plan.method != "ensemble":
             _config(base, plan, out, seeds[0]).validate(modalities)
+    for plan in plans:
+        if plan.method != "ensemble":
+            check_trainable(_config(base, plan, out, seeds[0]), what=f"bench method {plan.name!r}")
     test_sets: dict[tuple[str, ...], MultimodalDataset] = {}
 
     def test_set(mods: Sequence[str]) -> MultimodalDataset:
@@ -340,6 +345,7 @@ def _run_one(plan: RunPlan, run_dir: Path, base: Mapping[str, Any], seed: int, d
             raise _damaged(result_path, "it is a link, not the file bench wrote")
         return read_record(result_path), "done"
     status = "trained"
+    audit_extra: dict[str, Any] = {}
     if plan.method == "ensemble":
         spec, args, ckpt, seconds = _assemble_ensemble(plan, run_dir, done, base, out, seed)
         mods = list(modalities)
@@ -365,17 +371,15 @@ def _run_one(plan: RunPlan, run_dir: Path, base: Mapping[str, Any], seed: int, d
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                       or not 0 <= value <= high):
                 raise _damaged(run_dir / RUN_FILE, f"{key} is {str(value)[:40]!r}")
-        if config.unimodal:
-            spec, args = "unimodal", {"base": config.model, "modality": config.unimodal,
-                                      "base_args": dict(config.model_args)}
-            mods = [config.unimodal]
-        else:
-            spec, args, mods = config.model, dict(config.model_args), list(modalities)
+        spec, args = unimodal_spec(config)
+        mods = [config.unimodal] if config.unimodal else list(modalities)
+        if not config.unimodal:  # a plug-in's extra inputs and call style, as it was trained
+            audit_extra = {"pass_through": config.pass_through, "call": config.call}
         ckpt = run_dir / "best.pt"
         seconds = _median_seconds(run_dir, "train_seconds") or _median_seconds(run_dir, "epoch_seconds")
         epoch_seconds = _median_seconds(run_dir, "epoch_seconds")
     report = audit(spec, test_set(mods), checkpoint=str(ckpt), model_args=args, methods=["ig"], steps=steps,
-                   bootstrap=0, progress=False, device=device)
+                   bootstrap=0, progress=False, device=device, **audit_extra)
     shares = {m: float(report.shares.get(m, 0.0)) for m in modalities}
     record = BenchRecord(run=plan.name, method=plan.method, seed=seed, test_accuracy=float(report.accuracy),
                          shares=shares, train_seconds=seconds, best_val_accuracy=info.get("best_val_accuracy"),
@@ -393,7 +397,11 @@ def _assemble_ensemble(plan: RunPlan, run_dir: Path, done: Mapping[str, BenchRec
     for i, name in enumerate(plan.members):
         member_dir = out / "runs" / name / f"seed{seed}"
         modality = name.split("-", 1)[1]
-        members.append({"base": base["model"], "modality": modality, "base_args": dict(base["model_args"])})
+        member = {"base": base["model"], "modality": modality, "base_args": dict(base["model_args"])}
+        layer = (base.get("embedding_layers") or {}).get(modality)
+        if layer:  # a plug-in's encoder module (--embedding-layer)
+            member["layer"] = layer
+        members.append(member)
         state.update({f"members.{i}.{k}": v for k, v in load_state_dict(member_dir / "best.pt").items()})
     args = {"members": members, "combine": "softmax"}
     num_classes = int(next(v for k, v in state.items() if k.endswith("fusion.fc.bias")).shape[0])

@@ -11,7 +11,8 @@ from rich.markup import escape
 from ..errors import UsageError
 from ..limits import MAX_BENCH_SEEDS
 from ._defaults import BENCH_METHODS
-from ._options import BatchSizeOpt, DataOpt, DeviceOpt, ModelArgOpt, ModelOpt, QuietOpt, split_list, output_dir
+from ._options import (BatchSizeOpt, CallOpt, DataOpt, DeviceOpt, ModelArgOpt, ModelOpt, PassThroughOpt, QuietOpt,
+                       output_dir, split_list)
 from .app import EXIT_INTERRUPTED, app, stderr_console, stdout_console
 
 
@@ -32,6 +33,9 @@ def bench_command(
     lambda_: Annotated[float, typer.Option("--lambda", help="Attribution methods: weight of the penalty.")] = 1.0,
     target: Annotated[str, typer.Option("--target", help="Attribution methods: target shares, equal or audio=0.3,visual=0.7.")] = "equal",
     model_arg: ModelArgOpt = None,
+    embedding_layer: Annotated[Optional[str], typer.Option("--embedding-layer", help="A plug-in model's encoder modules, e.g. audio=audio_net,visual=visual_net: the methods that need embeddings (gblend, ogm-ge, aux, attribution) and the unimodal runs use them.")] = None,
+    pass_through: PassThroughOpt = None,
+    call: CallOpt = "auto",
     device: DeviceOpt = "auto",
     quiet: QuietOpt = False,
 ) -> None:
@@ -41,7 +45,9 @@ def bench_command(
 
     Example: [bold]mmbalance bench -m av-tiny -d synthetic:av-dominance --methods plain,unimodal,gblend --seeds 3 --epochs 10 -o bench/avd[/]
     """
+    from ..attribution.hooks import parse_embedding_layers
     from ..benchmark import bench  # lazy: torch only once a command runs
+    from ..data import parse_pass_through
     from ..models import parse_model_args
     from ..training import TrainingInterrupted
 
@@ -54,7 +60,10 @@ def bench_command(
                        batch_size=batch_size, model_args=parse_model_args(model_arg or []), device=device,
                        test_split=test_split, steps=steps, progress=not quiet,
                        train={"lambda_": lambda_, "target": target, "val_split": val_split,
-                              "val_fraction": val_fraction})
+                              "val_fraction": val_fraction,
+                              "embedding_layers": parse_embedding_layers(embedding_layer),
+                              "pass_through": list(parse_pass_through(pass_through)) if pass_through is not None
+                              else None, "call": call})
     except TrainingInterrupted as stop:
         err.print(f"[bold yellow]interrupted[/]: {stop.epochs_done} complete epoch(s) saved in {stop.out_dir}; "
                   "run the same command again to continue")

@@ -86,6 +86,7 @@ def finetune_command(
     model_arg: ModelArgOpt = None,
     trust_checkpoint: Annotated[bool, typer.Option("--trust-checkpoint", help="Allow full unpickling of --checkpoint; with --resume, allow a run whose saved model is module:factory or file.py:factory. Only for files you trust: it can run code.")] = False,
     trust_remote_code: TrustRemoteOpt = False,
+    log: Annotated[Optional[str], typer.Option("--log", help="Also log every epoch's metrics (loss, accuracy, penalty, lambda, shares) to a tracker: tensorboard (event files in OUT/tensorboard).")] = None,
     skip_bad: SkipBadOpt = False,
     quiet: QuietOpt = False,
     *,
@@ -106,6 +107,7 @@ def finetune_command(
     from ..models import parse_model_args
     from ..training import TrainConfig, finetune
     from ..training.rundir import check_new_run_dir
+    from ..training.trackers import parse_log
 
     main_rank = int(os.environ.get("RANK", "0")) == 0
     show = not quiet and main_rank
@@ -141,7 +143,7 @@ def finetune_command(
             step_size=step_size, gamma=gamma, modulation_start=modulation_start, modulation_end=modulation_end,
             unimodal=unimodal, aux_heads=aux_heads, aux_weight=aux_weight, gblend_every=gblend_every,
             gblend_holdout=gblend_holdout, gblend_smoothing=gblend_smoothing, gblend_floor=gblend_floor,
-            val_split=val_split, val_fraction=val_fraction, deterministic=deterministic)
+            val_split=val_split, val_fraction=val_fraction, deterministic=deterministic, log=parse_log(log))
         config.validate()
         run = lambda: finetune(config, progress=not quiet, force=force)  # noqa: E731
         where = out

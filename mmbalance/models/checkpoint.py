@@ -239,6 +239,12 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, trust: bo
     sd = load_state_dict(path, trust=trust)
     expected = target.state_dict()
     sd = _maybe_strip_model_prefix(sd, expected)
+    lazy = [k for k, v in expected.items() if isinstance(v, nn.parameter.UninitializedParameter) and k in sd]
+    if lazy:  # layers sized by their first forward (a plug-in's unimodal classifier) take the checkpoint's sizes
+        params: dict[str, Any] = dict(target.named_parameters())
+        for k in lazy:
+            params[k].materialize(sd[k].shape)
+        expected = target.state_dict()
 
     mismatched = [f"{k} (checkpoint {tuple(v.shape)}, model {tuple(expected[k].shape)})"
                   for k, v in sd.items() if k in expected and tuple(v.shape) != tuple(expected[k].shape)]

@@ -31,14 +31,42 @@ from .fusion import build_fusion
 __all__ = ["UnimodalModel", "unimodal"]
 
 
-class UnimodalModel(nn.Module):
-    """``encoder -> Linear``: one modality of a built-in model with its own classifier (``fusion`` with one input)."""
+class _FlatHead(nn.Module):
+    """A Linear classifier on one flattened embedding whose size the first forward finds (plug-in encoders)."""
 
-    def __init__(self, modality: str, encoder: nn.Module, embedding_dim: int, num_classes: int) -> None:
+    def __init__(self, modality: str, num_classes: int) -> None:
+        super().__init__()
+        self.modality = modality
+        self.fc = nn.LazyLinear(num_classes)
+
+    def forward(self, embeddings: Mapping[str, Tensor]) -> Tensor:
+        return self.fc(embeddings[self.modality].flatten(1))
+
+
+class _Element(nn.Module):
+    """Element ``index`` of a module's tuple output (``--embedding-layer encoder[0]``)."""
+
+    def __init__(self, module: nn.Module, index: int) -> None:
+        super().__init__()
+        self.module, self.index = module, index
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.module(x)
+        return out.to_tuple()[self.index] if hasattr(out, "to_tuple") else out[self.index]
+
+
+class UnimodalModel(nn.Module):
+    """``encoder -> Linear``: one modality of a model with its own classifier (``fusion`` with one input).
+
+    ``embedding_dim=None`` (a plug-in's encoder): the classifier is sized by the first forward.
+    """
+
+    def __init__(self, modality: str, encoder: nn.Module, embedding_dim: int | None, num_classes: int) -> None:
         super().__init__()
         self.modalities: tuple[str, ...] = (modality,)
         self.encoders = nn.ModuleDict({modality: encoder})
-        self.fusion = build_fusion("concat", {modality: embedding_dim}, num_classes)
+        self.fusion: nn.Module = (build_fusion("concat", {modality: embedding_dim}, num_classes)
+                                  if embedding_dim is not None else _FlatHead(modality, num_classes))
         self.embedding_dim = embedding_dim
         self.num_classes = num_classes
 
@@ -67,9 +95,19 @@ class UnimodalModel(nn.Module):
 
 @register_model("unimodal")
 def unimodal(num_classes: int, base: str = "av-tiny", modality: str = "audio",
-             base_args: dict[str, Any] | None = None) -> UnimodalModel:
-    """One encoder of built-in model ``base`` with its own classifier (unimodal baseline)."""
+             base_args: dict[str, Any] | None = None, layer: str | None = None) -> UnimodalModel:
+    """One encoder of model ``base`` with its own classifier (unimodal baseline).
+
+    A built-in ``base`` gives its ``encoders[modality]``; a plug-in names the module that
+    encodes ``modality`` (``layer``, as ``--embedding-layer`` does; it must take that input as
+    it is), and its classifier is sized by the first forward.
+    """
     model = create_model(base, num_classes=num_classes, model_args=dict(base_args or {}))
+    if layer is not None:
+        from ..attribution.hooks import resolve_module, split_element
+        path, index = split_element(layer)
+        encoder = resolve_module(model, path)
+        return UnimodalModel(modality, encoder if index is None else _Element(encoder, index), None, num_classes)
     encoders = getattr(model, "encoders", None)
     if not isinstance(encoders, nn.ModuleDict):
         raise ModelError(f"{base!r} has no per-modality `encoders`",

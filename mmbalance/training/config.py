@@ -143,6 +143,7 @@ class TrainConfig:
     gblend_holdout: float = 0.2
     gblend_smoothing: float = 0.5
     gblend_floor: float = 0.05
+    log: list[str] = field(default_factory=list)  # experiment trackers (--log tensorboard)
 
     def validate(self, modalities: Sequence[str] | None = None) -> None:
         """Raise :class:`UsageError` for values that cannot work (names checked when ``modalities`` are given)."""
@@ -194,11 +195,13 @@ class TrainConfig:
             raise UsageError(f"unknown --device {self.device!r}", hint="use one of auto, cpu, cuda")
         parse_target(self.target, modalities)
         layers = parse_embedding_layers(self.embedding_layers)
-        if modalities is not None and layers:
+        if modalities is not None and layers and self.unimodal is None:  # --unimodal uses its modality's layer
             unknown = [m for m in layers if m not in modalities]
             if unknown:
                 raise UsageError(f"--embedding-layer names unknown modality {', '.join(unknown)}",
                                  hint=f"the data has {', '.join(modalities)}")
+        from .trackers import parse_log
+        parse_log(self.log)
         from .methods.settings import validate_method_settings
         validate_method_settings(self, modalities)
         if modalities is not None:

@@ -50,10 +50,11 @@ from .config import TrainConfig
 from .differentiable import AttributionSpec
 from .embeddings import find_tokens, training_view
 from .evaluation import _autocast, evaluate, zero_modalities
-from .methods import make_optimizers, unimodal_spec
+from .methods import make_optimizers, materialize, unimodal_spec
 from .regularizers import Regularizer, build_regularizer, fusion_parameters
 from .rundir import RunLock, check_new_run_dir, clear_run_files
 from .resume import RESUME_FILE, RUN_FILE, capture_rng, load_resume, restore_rng, save_resume
+from .trackers import EpochTrackers, parse_log
 from .stopping import TrainingWarning, chance_accuracy, chance_check_epoch, chance_warning, should_stop
 
 __all__ = ["METRIC_COLUMNS", "TrainResult", "TrainingInterrupted", "evaluate", "finetune", "metrics_csv",
@@ -266,11 +267,13 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
     if compiled_kind(adapter.model) == "torch.export" or (compiled_kind(adapter.model) and config.regularizer != "none"):
         check_compiled(adapter.model, "finetune" + (f" -r {config.regularizer}" if config.regularizer != "none" else ""))
     # lazy layers materialize here, before the optimizers take the parameters; audit's output guards
+    materialize(adapter, {**probe.inputs, **probe.extra})
     check_training_outputs(adapter, {**probe.inputs, **probe.extra}, train_set.num_classes, train_set.location)
-    regularizer.tokens = find_tokens(adapter, {**probe.inputs, **probe.extra}, config.embedding_layers,
-                                     config.pad_id)
-    regularizer.check(adapter, training_view(adapter, config.embedding_layers, tokens=regularizer.tokens,
-                                             needed_by=regularizer.needs_embeddings()))
+    layers = None if config.unimodal else config.embedding_layers  # a unimodal model is built-in: encode/fuse
+    regularizer.tokens = find_tokens(adapter, {**probe.inputs, **probe.extra}, layers, config.pad_id)
+    regularizer.check(adapter, training_view(adapter, layers, tokens=regularizer.tokens,
+                                             needed_by=regularizer.needs_embeddings()),
+                      probe={**probe.inputs, **probe.extra})
     optimizers, schedulers = _make_optimizers(config, adapter, regularizer)
     amp = config.amp and dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp and not torch.cuda.is_bf16_supported())
@@ -331,6 +334,7 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
     spec = _eval_spec(config)
     steps_per_epoch = math.ceil(len(sampler) / local_batch)
     epoch = start
+    trackers = EpochTrackers(parse_log(config.log) if main else [], out)
     try:
         with progress_bar("training", total=(last_epoch - start) * steps_per_epoch, unit="steps",
                           enabled=progress) as advance:
@@ -403,6 +407,7 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
                     save_state_dict(adapter, out / "last.pt")
                     atomic_write_text(out / "metrics.csv", metrics_csv(history))
                     save_resume(out, snapshot(epoch))
+                    trackers.log(row)
                 barrier()
                 if on_epoch_end is not None:
                     on_epoch_end(dict(row))
@@ -412,6 +417,8 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
         if isinstance(err, TrainingInterrupted):
             raise
         raise TrainingInterrupted(out, len(history)) from None
+    finally:
+        trackers.close()
     if main:
         atomic_write_json(out / RUN_FILE, dict(run_info, best_epoch=best_epoch, best_val_accuracy=best_acc,
                                                epochs_done=len(history), stopped_epoch=stopped_epoch,

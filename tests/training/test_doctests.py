@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["config", "differentiable", "embeddings", "evaluation", "regularizers.base", "regularizers.ogm_ge"]
+MODULES = ["config", "differentiable", "embeddings", "evaluation", "penalty", "regularizers.base", "regularizers.ogm_ge"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -71,8 +71,10 @@ def _rows(path: Path) -> list[dict[str, str]]:
 @pytest.mark.parametrize("model", ["two_branch", "attention"])
 @pytest.mark.parametrize("extra", [["-r", "attribution", "--lambda", "2"],
                                    ["-r", "attribution", "--attribution", "ig", "--attr-steps", "2", "--scope", "all"],
-                                   ["-r", "ogm-ge"], ["-r", "modality-dropout"]],
-                         ids=["attribution", "attribution-ig-all", "ogm-ge", "modality-dropout"])
+                                   ["-r", "ogm-ge"], ["-r", "modality-dropout"], ["-r", "gblend"],
+                                   ["--aux-heads"], ["-r", "attribution", "--aux-heads"]],
+                         ids=["attribution", "attribution-ig-all", "ogm-ge", "modality-dropout", "gblend",
+                              "aux-heads", "attribution-aux"])
 def test_plugin_finetunes_one_epoch_with_embedding_layers(tiny_data, tmp_path, model, extra):
     out = tmp_path / "run"
     res = runner.invoke(app, ["finetune", "-m", _spec(model), "-d", tiny_data, "-o", str(out), "--epochs", "1",
@@ -84,6 +86,8 @@ def test_plugin_finetunes_one_epoch_with_embedding_layers(tiny_data, tmp_path, m
     assert float(row["share_audio"]) + float(row["share_visual"]) == pytest.approx(1.0, abs=1e-6)
     if "attribution" in extra:
         assert float(row["penalty"]) > 0 and float(row["lambda"]) > 0
+    if "gblend" in extra:  # the blend weights of the fused head and both auxiliary heads
+        assert sum(float(row[f"w_{k}"]) for k in ("audio", "visual", "fused")) == pytest.approx(1.0, abs=1e-5)
     saved = json.loads((out / "run.json").read_text())["config"]
     assert saved["embedding_layers"] == {"audio": "audio_net", "visual": "visual_net"}
 
@@ -98,7 +102,8 @@ def test_sdpa_model_at_the_input_level(tiny_data, tmp_path):
 
 
 @pytest.mark.parametrize("extra,needs", [(["-r", "ogm-ge"], "-r ogm-ge"),
-                                         (["-r", "attribution"], "-r attribution at --level embedding")])
+                                         (["-r", "attribution"], "-r attribution at --level embedding"),
+                                         (["-r", "gblend"], "-r gblend"), (["--aux-heads"], "--aux-heads")])
 def test_no_embedding_layer_is_one_clear_line(tiny_data, tmp_path, extra, needs):
     res = runner.invoke(app, ["finetune", "-m", _spec("two_branch"), "-d", tiny_data, "-o", str(tmp_path / "x"),
                               "--epochs", "1", "-q", *extra])

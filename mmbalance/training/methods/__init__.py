@@ -6,6 +6,6 @@ the unimodal and ensemble models are registered models (:mod:`mmbalance.models.u
 """
 
 from .settings import make_optimizers, validate_method_settings
-from .unimodal import unimodal_spec
+from .unimodal import materialize, unimodal_spec
 
-__all__ = ["make_optimizers", "unimodal_spec", "validate_method_settings"]
+__all__ = ["make_optimizers", "materialize", "unimodal_spec", "validate_method_settings"]

@@ -36,7 +36,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -73,10 +73,11 @@ class AttributionRegularizer(Regularizer):
         self._frozen_names: set[str] = set()
 
     def needs_embeddings(self) -> str | None:
-        return "-r attribution at --level embedding" if self.spec.level == "embedding" else None
+        return "-r attribution at --level embedding" if self.spec.level == "embedding" else super().needs_embeddings()
 
-    def check(self, adapter: nn.Module, view: EmbeddingView | None = None) -> None:
-        super().check(adapter, view)
+    def check(self, adapter: nn.Module, view: EmbeddingView | None = None,
+              probe: Mapping[str, Tensor] | None = None) -> None:
+        super().check(adapter, view, probe)
         view = self.view
         if self.spec.level == "embedding" and view is None:
             raise UsageError(f"{type(getattr(adapter, 'model', adapter)).__name__} exposes no per-modality "
@@ -139,27 +140,22 @@ class AttributionRegularizer(Regularizer):
         lam = self._lambda
         aux_embeddings = None
         if self.spec.level == "embedding":
-            view = self.embedding_view(adapter)
-            if view is None:
-                raise UsageError(f"{type(getattr(adapter, 'model', adapter)).__name__} exposes no per-modality "
-                                 "embeddings", hint="name each modality's encoder with --embedding-layer")
-            embeddings, logits = view.encode_with_logits(inputs, grad=True)
+            embeddings, logits = self.encode_with_logits(adapter, inputs)
         else:
             embeddings = None
             if self.aux is not None:
-                net: Any = adapter
-                aux_embeddings = net.encode(inputs)
-                logits = net.fuse(aux_embeddings)
+                aux_embeddings, logits = self.encode_with_logits(adapter, inputs)
             else:
                 logits = adapter(inputs)
         task = F.cross_entropy(logits.float(), labels)
-        penalty, _ = self.penalty(adapter, inputs, labels, create_graph=lam > 0, embeddings=embeddings,
-                                  logits=logits)
+        penalty, shares = self.penalty(adapter, inputs, labels, create_graph=lam > 0, embeddings=embeddings,
+                                       logits=logits)
         loss = task + lam * penalty if lam > 0 else task
         aux = self.aux_loss(embeddings if embeddings is not None else aux_embeddings or {}, labels)
         if aux is not None:
             loss = loss + aux
-        return StepOutput(logits=logits, loss=loss, task_loss=task.detach(), penalty=penalty.detach())
+        return StepOutput(logits=logits, loss=loss, task_loss=task.detach(), penalty=penalty.detach(),
+                          term=penalty if lam > 0 else None, shares=shares.detach().mean(0), aux=aux)
 
 
 class _Calling:

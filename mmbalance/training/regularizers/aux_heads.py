@@ -14,8 +14,10 @@ Example:
 
 from __future__ import annotations
 
-from typing import Mapping
+import math
+from typing import Any, Mapping
 
+import torch
 from torch import Tensor, nn
 
 from ...errors import UsageError
@@ -31,16 +33,32 @@ class AuxHeads(nn.Module):
         self.heads = nn.ModuleDict({m: nn.Linear(int(d), num_classes) for m, d in dims.items()})
 
     def forward(self, embeddings: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        return {m: head(embeddings[m]) for m, head in self.heads.items()}
+        # an embedding with more than one axis per sample (tokens, frames) is flattened per sample
+        return {m: head(embeddings[m].flatten(1)) for m, head in self.heads.items()}
 
 
-def build_aux_heads(adapter: nn.Module) -> AuxHeads:
-    """Heads sized from a built-in model's fusion head (``fusion.dims``), on the model's device."""
+def build_aux_heads(adapter: nn.Module, view: Any = None, probe: Mapping[str, Tensor] | None = None) -> AuxHeads:
+    """Heads on the model's device, sized from a built-in model's ``fusion.dims`` or by one forward.
+
+    A plug-in model names its encoders (``--embedding-layer``, a hook ``view``): one forward of
+    ``probe`` (a batch of inputs, pass-through inputs included) through ``view`` gives each
+    embedding's size per sample and the number of classes.
+    """
     model = getattr(adapter, "model", adapter)
     dims = getattr(getattr(model, "fusion", None), "dims", None)
     num_classes = getattr(adapter, "num_classes", None) or getattr(model, "num_classes", None)
-    if not getattr(adapter, "has_embeddings", True) or not isinstance(dims, dict) or not isinstance(num_classes, int):
-        raise UsageError(f"{type(model).__name__} exposes no per-modality embeddings for auxiliary heads",
-                         hint="unimodal auxiliary heads (--aux-heads, gblend) need a built-in model")
     device = next(model.parameters()).device
-    return AuxHeads(dims, num_classes).to(device)
+    if getattr(adapter, "has_embeddings", True) and isinstance(dims, dict) and isinstance(num_classes, int):
+        return AuxHeads(dims, num_classes).to(device)
+    if view is None or probe is None:
+        raise UsageError(f"{type(model).__name__} exposes no per-modality embeddings for auxiliary heads",
+                         hint="name each modality's encoder module with --embedding-layer audio=...,visual=...")
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            embeddings, logits = view.encode_with_logits(probe, grad=False)
+    finally:
+        model.train(was)
+    sizes = {m: math.prod(e.shape[1:]) for m, e in embeddings.items()}
+    return AuxHeads(sizes, int(num_classes) if isinstance(num_classes, int) else int(logits.shape[1])).to(device)

@@ -39,13 +39,18 @@ class StepOutput:
     """One training step's forward results.
 
     ``loss`` is back-propagated; ``task_loss`` is the cross-entropy alone; ``penalty``
-    the (unweighted, detached) regularization term when there is one.
+    the (unweighted, detached) regularization term when there is one, ``term`` the same
+    term still differentiable (for :class:`mmbalance.AttributionPenalty`), ``shares`` the
+    batch's mean modality shares; ``aux`` the auxiliary heads' weighted loss (``--aux-heads``).
     """
 
     logits: Tensor
     loss: Tensor
     task_loss: Tensor
     penalty: Tensor | None = None
+    term: Tensor | None = None  # the penalty as computed, differentiable (before any weight)
+    shares: Tensor | None = None  # the batch's mean modality shares (detached), when measured
+    aux: Tensor | None = None  # --aux-heads: aux_weight * sum_m CE_m, differentiable
 
 
 class Regularizer:
@@ -69,24 +74,35 @@ class Regularizer:
 
     def needs_embeddings(self) -> str | None:
         """What needs per-modality embeddings (e.g. ``"-r ogm-ge"``), or ``None`` when this method works without."""
-        return None
+        return "--aux-heads" if self.config.aux_heads else None
 
-    def check(self, adapter: nn.Module, view: EmbeddingView | None = None) -> None:
+    def check(self, adapter: nn.Module, view: EmbeddingView | None = None,
+              probe: Mapping[str, Tensor] | None = None) -> None:
         """Raise :class:`UsageError` when the model cannot be trained this way; keep ``view``; build ``--aux-heads``.
 
         ``view`` reaches the model's per-modality embeddings (see
         :mod:`mmbalance.training.embeddings`); ``None``: a built-in model's encode/fuse, if any.
+        ``probe`` (one batch of inputs) sizes a plug-in's auxiliary heads by one forward.
         """
         self.view = view
         self.embedding_view(adapter)
         if self.config.aux_heads and self.aux is None:  # --aux-heads
-            self.aux = build_aux_heads(adapter)
+            self.aux = build_aux_heads(adapter, self.view, probe)
 
     def embedding_view(self, adapter: nn.Module) -> EmbeddingView | None:
         """The view given to :meth:`check`, else the model's own encode/fuse (``None`` when it has none)."""
         if self.view is None and getattr(adapter, "has_embeddings", False):
             self.view = EncodeFuseView(adapter)
         return self.view
+
+    def encode_with_logits(self, adapter: nn.Module, inputs: Mapping[str, Tensor]
+                           ) -> tuple[dict[str, Tensor], Tensor]:
+        """Differentiable embeddings and logits of one forward (built-in encode/fuse or ``--embedding-layer`` hooks)."""
+        view = self.embedding_view(adapter)
+        if view is None:
+            raise UsageError(f"{type(getattr(adapter, 'model', adapter)).__name__} exposes no per-modality "
+                             "embeddings", hint="name each modality's encoder with --embedding-layer")
+        return view.encode_with_logits(inputs, grad=True)
 
     # -- hooks for methods with state or parts of their own (auxiliary heads, G-Blend) -----
 
@@ -138,12 +154,11 @@ class Regularizer:
             logits = adapter(inputs)
             loss = F.cross_entropy(logits.float(), labels)
             return StepOutput(logits=logits, loss=loss, task_loss=loss.detach())
-        net: Any = adapter  # a ModelAdapter with encode/fuse (checked when the heads were built)
-        embeddings = net.encode(inputs)
-        logits = net.fuse(embeddings)
+        embeddings, logits = self.encode_with_logits(adapter, inputs)
         task = F.cross_entropy(logits.float(), labels)
         aux = self.aux_loss(embeddings, labels)
-        return StepOutput(logits=logits, loss=task + aux if aux is not None else task, task_loss=task.detach())
+        return StepOutput(logits=logits, loss=task + aux if aux is not None else task, task_loss=task.detach(),
+                          aux=aux)
 
     def after_backward(self, adapter: nn.Module) -> None:
         """Adjust gradients after ``backward`` (and DDP's all-reduce), before the optimizer step."""

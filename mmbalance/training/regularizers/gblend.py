@@ -132,22 +132,25 @@ class GradientBlending(Regularizer):
             self._split = keep, held
         return self._split[0]
 
-    def check(self, adapter: nn.Module, view: EmbeddingView | None = None) -> None:
-        if not getattr(adapter, "has_embeddings", False):
+    def needs_embeddings(self) -> str | None:
+        return "-r gblend"
+
+    def check(self, adapter: nn.Module, view: EmbeddingView | None = None,
+              probe: Mapping[str, Tensor] | None = None) -> None:
+        super().check(adapter, view, probe)
+        if self.view is None:
             raise UsageError("Gradient-Blending needs per-modality embeddings (encode/fuse)",
-                             hint="use a built-in model")
-        super().check(adapter, view)
+                             hint="name each modality's encoder module with --embedding-layer audio=...,visual=...")
         if self.aux is None:
-            self.aux = build_aux_heads(adapter)
+            self.aux = build_aux_heads(adapter, self.view, probe)
 
     def head_logits(self, adapter: nn.Module, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Logits of every head: each modality's auxiliary head and ``fused``."""
         if self.aux is None:
             raise RuntimeError("GradientBlending.check(adapter) builds the heads; call it first")
-        net: Any = adapter
-        embeddings = net.encode(inputs)
+        embeddings, fused = self.encode_with_logits(adapter, inputs)
         out = self.aux(embeddings)
-        out[FUSED] = net.fuse(embeddings)
+        out[FUSED] = fused
         return out
 
     def step(self, adapter: nn.Module, inputs: Mapping[str, Tensor], labels: Tensor) -> StepOutput:
@@ -169,7 +172,7 @@ class GradientBlending(Regularizer):
         n = 0
         for batch in make_loader(dataset, batch_size=batch_size, sampler=list(indices)):
             batch = batch.to(device)
-            for k, z in self.head_logits(adapter, batch.inputs).items():
+            for k, z in self.head_logits(adapter, {**batch.inputs, **batch.extra}).items():
                 sums[k] += float(F.cross_entropy(z.float(), batch.labels, reduction="sum"))
             n += batch.labels.shape[0]
         adapter.train(was[0])

@@ -65,8 +65,9 @@ class OGMGE(Regularizer):
     def needs_embeddings(self) -> str | None:
         return "-r ogm-ge"
 
-    def check(self, adapter: nn.Module, view: EmbeddingView | None = None) -> None:
-        super().check(adapter, view)
+    def check(self, adapter: nn.Module, view: EmbeddingView | None = None,
+              probe: Mapping[str, Tensor] | None = None) -> None:
+        super().check(adapter, view, probe)
         if self.view is None:
             raise UsageError("OGM-GE needs per-modality embeddings (encode/fuse)",
                              hint="name each modality's encoder with --embedding-layer audio=...,visual=...")
