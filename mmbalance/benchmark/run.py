@@ -36,8 +36,9 @@ from ..models import create_model, load_state_dict, save_state_dict
 from ..progress import progress_bar
 from ..training import TrainConfig, finetune
 from ..training.resume import RESUME_FILE, RUN_FILE
-from .methods import DEFAULT_METHODS, RunPlan, plan_runs
+from .methods import DEFAULT_METHODS, RECOMMENDED, WARM_LR_FACTOR, WARM_METHODS, RunPlan, plan_runs
 from .render import bench_markdown, write_bench_html
+from .robustness import baseline_warnings, robustness
 from .summary import BENCH_SCHEMA, BenchRecord, summarize
 
 __all__ = ["BENCH_SCHEMA", "BenchResult", "bench", "RESULT_FILE"]
@@ -73,14 +74,16 @@ def bench(model: str, data: str, *, out: str | Path, methods: Sequence[str] = DE
           seeds: Sequence[int] = (0, 1, 2), epochs: int = 10, lr: float = 1e-3, batch_size: int = 32,
           model_args: Mapping[str, Any] | None = None, device: str = "auto", test_split: str = "test",
           steps: int = 16, train: Mapping[str, Any] | None = None, progress: bool = True,
-          on_run: RunCallback | None = None) -> BenchResult:
+          on_run: RunCallback | None = None, robust: bool = True) -> BenchResult:
     """Train, audit and tabulate ``methods`` x ``seeds`` on ``data`` at ``epochs`` epochs each.
 
     ``train`` holds further :class:`~mmbalance.training.TrainConfig` fields shared by every
     method (e.g. ``{"lambda_": 3.0}``); a method's own settings override them. ``on_run(run,
     seed, status)`` is told ``"done"`` (already finished), ``"trained"`` or ``"resumed"``.
     Accuracy and shares are measured on ``test_split`` with Integrated Gradients
-    (``steps`` steps) at the input level, targeting the predicted class.
+    (``steps`` steps) at the input level, targeting the predicted class. With ``robust``
+    each run's test accuracy is also measured with each modality zeroed and noise-corrupted
+    (:mod:`.robustness`). ``methods`` may name ``recommended`` (:data:`~.methods.RECOMMENDED`).
     """
     out = Path(out)
     if epochs < 1:
@@ -113,7 +116,7 @@ def bench(model: str, data: str, *, out: str | Path, methods: Sequence[str] = DE
             for plan in plans:
                 run_dir = out / "runs" / plan.name / f"seed{seed}"
                 record, status = _run_one(plan, run_dir, base, seed, done, modalities, test_set, device, steps,
-                                          out)
+                                          out, robust)
                 if status != "done":
                     trained.append(f"{plan.name}/seed{seed}")
                 done[plan.name] = record
@@ -126,6 +129,8 @@ def bench(model: str, data: str, *, out: str | Path, methods: Sequence[str] = DE
            "test_split": test_split, "modalities": modalities, "methods": [p.name for p in plans],
            "settings": {p.name: p.overrides for p in plans},
            "records": [r.to_dict() for r in records], "table": table}
+    doc["recommended"] = RECOMMENDED
+    doc["warnings"] = baseline_warnings(table)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "bench.json", doc)
     atomic_write_text(out / "bench.md", bench_markdown(doc))
@@ -137,10 +142,14 @@ def _config(base: Mapping[str, Any], plan: RunPlan, out: Path, seed: int) -> Tra
     fields = dict(base)
     fields.update(plan.overrides)
     fields.update(seed=seed, out=str(out / "runs" / plan.name / f"seed{seed}"))
+    if plan.method in WARM_METHODS:  # merge this seed's unimodal runs, fine-tune at a small learning rate
+        fields["lr"] = float(base["lr"]) * WARM_LR_FACTOR
+        fields["init"] = {name.split("-", 1)[1]: str(out / "runs" / name / f"seed{seed}" / "best.pt")
+                          for name in plan.members}
     return TrainConfig(**fields)
 
 
-_FREE = {"out", "device"}  # may differ between invocations
+_FREE = {"out", "device", "init"}  # may differ between invocations (init follows out)
 
 
 def _check_same_settings(run_dir: Path, config: TrainConfig) -> None:
@@ -173,7 +182,7 @@ def _median_seconds(run_dir: Path, column: str) -> float:
 
 def _run_one(plan: RunPlan, run_dir: Path, base: Mapping[str, Any], seed: int, done: Mapping[str, BenchRecord],
              modalities: Sequence[str], test_set: Callable[[Sequence[str]], MultimodalDataset], device: str,
-             steps: int, out: Path) -> tuple[BenchRecord, str]:
+             steps: int, out: Path, robust: bool = True) -> tuple[BenchRecord, str]:
     if plan.method != "ensemble":
         _check_same_settings(run_dir, _config(base, plan, out, seed))
     result_path = run_dir / RESULT_FILE
@@ -207,10 +216,13 @@ def _run_one(plan: RunPlan, run_dir: Path, base: Mapping[str, Any], seed: int, d
     report = audit(spec, test_set(mods), checkpoint=str(ckpt), model_args=args, methods=["ig"], steps=steps,
                    bootstrap=0, progress=False, device=device)
     shares = {m: float(report.shares.get(m, 0.0)) for m in modalities}
+    extra: dict[str, Any] = {"epoch_seconds": epoch_seconds}
+    if robust:
+        extra["robustness"] = robustness(spec, test_set(mods), checkpoint=str(ckpt), model_args=args,
+                                         modalities=modalities, device=device, seed=seed)
     record = BenchRecord(run=plan.name, method=plan.method, seed=seed, test_accuracy=float(report.accuracy),
                          shares=shares, train_seconds=seconds, best_val_accuracy=info.get("best_val_accuracy"),
-                         best_epoch=info.get("best_epoch"), run_dir=str(run_dir),
-                         extra={"epoch_seconds": epoch_seconds})
+                         best_epoch=info.get("best_epoch"), run_dir=str(run_dir), extra=extra)
     atomic_write_json(result_path, record.to_dict())
     return record, status
 

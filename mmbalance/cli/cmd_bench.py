@@ -20,7 +20,7 @@ def bench_command(
     model: ModelOpt,
     data: DataOpt,
     out: Annotated[Path, typer.Option("--out", "-o", parser=output_dir, help="Bench directory: runs/, bench.md, bench.json, report/.")],
-    methods: Annotated[str, typer.Option("--methods", help="Comma-separated: plain, unimodal, ensemble, gblend, ogm-ge, modality-dropout, aux, attribution, attribution-aux.")] = ",".join(DEFAULT_METHODS),
+    methods: Annotated[str, typer.Option("--methods", help="Comma-separated: plain, unimodal, ensemble, gblend, ogm-ge, ogm-ge-published, modality-dropout, aux, attribution, attribution-aux, attribution-aux-all, warm, warm-attribution; recommended names the method docs/results.md recommends.")] = ",".join(DEFAULT_METHODS),
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Number of seeds (0 .. N-1) per method.")] = 3,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs per run (the same budget for every method).")] = 10,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate shared by every method.")] = 1e-3,
@@ -29,6 +29,7 @@ def bench_command(
     steps: Annotated[int, typer.Option("--steps", min=1, help="Integrated Gradients steps of each audit.")] = 16,
     lambda_: Annotated[float, typer.Option("--lambda", help="Attribution methods: weight of the penalty.")] = 1.0,
     target: Annotated[str, typer.Option("--target", help="Attribution methods: target shares, equal or audio=0.3,visual=0.7.")] = "equal",
+    robustness: Annotated[bool, typer.Option("--robustness/--no-robustness", help="Also measure each run's test accuracy with each modality zeroed and noise-corrupted.")] = True,
     model_arg: ModelArgOpt = None,
     device: DeviceOpt = "auto",
     quiet: QuietOpt = False,
@@ -38,6 +39,7 @@ def bench_command(
     Rerun the same command to continue: finished runs are neither retrained nor re-audited.
 
     Example: [bold]mmbalance bench -m av-tiny -d synthetic:av-dominance --methods plain,unimodal,gblend --seeds 3 --epochs 10 -o bench/avd[/]
+    [bold]mmbalance bench -m av-small -d data/letters-av --methods plain,ensemble,recommended --lr 3e-3 -o bench/letters[/]
     """
     names = split_list(methods) or []
     if not names:
@@ -52,7 +54,7 @@ def bench_command(
         result = bench(model, data, out=out, methods=names, seeds=range(seeds), epochs=epochs, lr=lr,
                        batch_size=batch_size, model_args=parse_model_args(model_arg or []), device=device,
                        test_split=test_split, steps=steps, progress=not quiet, on_run=told,
-                       train={"lambda_": lambda_, "target": target})
+                       train={"lambda_": lambda_, "target": target}, robust=robustness)
     except TrainingInterrupted as stop:
         err.print(f"[bold yellow]interrupted[/]: {stop.epochs_done} complete epoch(s) saved in {stop.out_dir}; "
                   "run the same command again to continue")

@@ -14,6 +14,7 @@ from ..attribution.hooks import parse_embedding_layers
 from ..data import parse_pass_through
 from ..errors import UsageError
 from ..models import parse_model_args
+from ..models.warm import parse_init
 from ..training import TrainConfig, TrainingInterrupted, TrainResult, finetune
 from ..training.resume import RESUME_FILE
 from ..training.rundir import check_new_run_dir
@@ -34,6 +35,7 @@ def finetune_command(
     data: Annotated[Optional[str], typer.Option("--data", "-d", help="Dataset: a .pt file, a split directory, synthetic:av-dominance, a media manifest .csv, a CREMA-D folder or class folders.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", parser=output_dir, help="Run directory (best.pt, last.pt, metrics.csv, resume.pt).")] = None,
     checkpoint: CheckpointOpt = None,
+    init: Annotated[Optional[str], typer.Option("--init", help="Warm start from unimodal runs: audio=RUN_A/best.pt,visual=RUN_V/best.pt (encoders copied, fusion set so the fused logits start as the sum of the unimodal logits; concat or sum heads). Fine-tune at a small --lr, e.g. 1e-4.")] = None,
     regularizer: Annotated[str, typer.Option("--regularizer", "-r", help="none, attribution, ogm-ge, modality-dropout or gblend (Gradient-Blending).", rich_help_panel="Balancing")] = "none",
     lambda_: Annotated[float, typer.Option("--lambda", help="Weight of the attribution penalty (>= 0).", rich_help_panel="Balancing")] = 1.0,
     attribution: Annotated[str, typer.Option("--attribution", help="gradxinput or ig, inside the penalty.", rich_help_panel="Balancing")] = "gradxinput",
@@ -93,6 +95,7 @@ def finetune_command(
     [bold]mmbalance finetune -m av-tiny -d synthetic:av-dominance -o runs/plain --epochs 5[/]
     [bold]mmbalance finetune -m av-tiny -d data/avd -c runs/plain/best.pt -o runs/attr -r attribution --lambda 1[/]
     [bold]mmbalance finetune -m my_net.py:build -d data/avd -o runs/ogm -r ogm-ge --embedding-layer audio=audio_net,visual=visual_net[/]
+    [bold]mmbalance finetune -m av-small -d data/avd -o runs/warm --init audio=runs/a/best.pt,visual=runs/v/best.pt --lr 1e-4[/]
     [bold]mmbalance finetune --resume runs/attr[/]   (after Ctrl-C)
     [bold]mmbalance finetune ... -o runs/plain --force[/]   (start over in a directory that holds a run)
     [bold]torchrun --nproc_per_node 2 -m mmbalance finetune ...[/]   (DistributedDataParallel)
@@ -118,6 +121,7 @@ def finetune_command(
         data = media_data(str(data), skip_bad=skip_bad, **decoding)
         config = TrainConfig(
             model=str(model), data=str(data), out=str(out), checkpoint=str(checkpoint) if checkpoint else None,
+            init=parse_init(init),
             trust_checkpoint=trust_checkpoint, model_args=parse_model_args(model_arg or []),
             modalities=split_list(modalities), output=parse_output(output),
             embedding_layers=parse_embedding_layers(embedding_layer),

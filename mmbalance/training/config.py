@@ -95,6 +95,7 @@ class TrainConfig:
     out: str
     checkpoint: str | None = None
     trust_checkpoint: bool = False
+    init: dict[str, str] | None = None  # warm start: {modality: unimodal run's best.pt} (models/warm.py)
     model_args: dict[str, Any] = field(default_factory=dict)
     modalities: list[str] | None = None
     output: str | int | None = None
@@ -193,6 +194,16 @@ class TrainConfig:
             if unknown:
                 raise UsageError(f"--embedding-layer names unknown modality {', '.join(unknown)}",
                                  hint=f"the data has {', '.join(modalities)}")
+        if self.init:
+            if self.checkpoint or self.unimodal:
+                raise UsageError("--init builds the fused model from unimodal runs; it does not combine with "
+                                 f"{'--checkpoint' if self.checkpoint else '--unimodal'}",
+                                 hint="drop one of them")
+            if modalities is not None:
+                unknown = [m for m in self.init if m not in modalities]
+                if unknown:
+                    raise UsageError(f"--init names unknown modality {', '.join(unknown)}",
+                                     hint=f"the data has {', '.join(modalities)}")
         from .methods.settings import validate_method_settings
         validate_method_settings(self, modalities)
         if modalities is not None:
