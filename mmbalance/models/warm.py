@@ -44,7 +44,7 @@ __all__ = ["parse_init", "warm_start"]
 Source = Union[str, "os.PathLike[str]", Mapping[str, Tensor]]
 
 
-def parse_init(spec: str | Mapping[str, str] | None) -> dict[str, str] | None:
+def parse_init(spec: str | Mapping[str, str] | None, *, option: str = "--init") -> dict[str, str] | None:
     """Parse ``--init audio=runs/a/best.pt,visual=runs/v/best.pt`` into ``{modality: path}``.
 
     Example:
@@ -62,16 +62,16 @@ def parse_init(spec: str | Mapping[str, str] | None) -> dict[str, str] | None:
                 continue
             name, sep, path = part.partition("=")
             if not sep or not name.strip() or not path.strip():
-                raise UsageError(f"malformed --init item {part!r}",
+                raise UsageError(f"malformed {option} item {part!r}",
                                  hint="write modality=checkpoint pairs: audio=runs/a/best.pt,visual=runs/v/best.pt")
             items.append((name.strip(), path.strip()))
     out: dict[str, str] = {}
     for name, path in items:
         if name in out:
-            raise UsageError(f"--init names {name!r} twice")
+            raise UsageError(f"{option} names {name!r} twice")
         out[name] = path
     if not out:
-        raise UsageError("empty --init", hint="write audio=runs/a/best.pt,visual=runs/v/best.pt")
+        raise UsageError(f"empty {option}", hint="write audio=runs/a/best.pt,visual=runs/v/best.pt")
     return out
 
 
