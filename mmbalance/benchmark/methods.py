@@ -78,6 +78,8 @@ BENCH_METHODS: dict[str, Callable[[int], dict[str, Any]]] = {
     "attribution-aux": lambda e: {"regularizer": "attribution", "aux_heads": True},
     # the penalty reaches the encoders too (scope all), beside the auxiliary heads' own signal
     "attribution-aux-all": lambda e: {"regularizer": "attribution", "aux_heads": True, "scope": "all"},
+    # attribution-guided gradient modulation of the encoders (AGM-style), beside the fusion-scoped penalty
+    "attribution-agm": lambda e: {"regularizer": "attribution", "modulate": 2.0},
     "warm": lambda e: {},
     "warm-attribution": lambda e: {"regularizer": "attribution"},
 }

@@ -50,6 +50,7 @@ def finetune_command(
     p: Annotated[float, typer.Option("--p", help="Modality dropout: probability of dropping one modality of a sample.", rich_help_panel="Balancing")] = 0.5,
     aux_heads: Annotated[bool, typer.Option("--aux-heads", help="Add a unimodal classifier on each encoder; its loss trains that encoder (none, attribution).", rich_help_panel="Balancing")] = False,
     aux_weight: Annotated[float, typer.Option("--aux-weight", help="Weight of the auxiliary heads' summed loss.", rich_help_panel="Balancing")] = 1.0,
+    modulate: Annotated[float, typer.Option("--modulate", help="-r attribution: scale each encoder's gradient by exp(k * (target - share)) (attribution-guided gradient modulation, AGM-style); 0: off.", rich_help_panel="Balancing")] = 0.0,
     gblend_every: Annotated[int, typer.Option("--gblend-every", help="Gradient-Blending: re-estimate the loss weights every N epochs.", rich_help_panel="Balancing")] = 1,
     modulation_start: Annotated[int, typer.Option("--modulation-start", help="OGM-GE: first modulated epoch.", rich_help_panel="Balancing")] = 1,
     modulation_end: Annotated[Optional[int], typer.Option("--modulation-end", help="OGM-GE: last modulated epoch (default: the last).", rich_help_panel="Balancing")] = None,
@@ -133,7 +134,7 @@ def finetune_command(
             pool=pool, penalty=penalty, target=target, scope=scope, lambda_warmup=lambda_warmup, alpha=alpha, p=p,
             zero_modalities=list(zero_modality or []), amp=amp, optimizer=optimizer, momentum=momentum,
             step_size=step_size, gamma=gamma, modulation_start=modulation_start, modulation_end=modulation_end,
-            unimodal=unimodal, aux_heads=aux_heads, aux_weight=aux_weight, gblend_every=gblend_every,
+            unimodal=unimodal, aux_heads=aux_heads, aux_weight=aux_weight, gblend_every=gblend_every, modulate=modulate,
             deterministic=deterministic)
         config.validate()
         run = lambda: finetune(config, progress=not quiet, force=force)  # noqa: E731

@@ -139,6 +139,7 @@ class TrainConfig:
     unimodal: str | None = None
     aux_heads: bool = False
     aux_weight: float = 1.0
+    modulate: float = 0.0  # -r attribution: AGM-style encoder gradient modulation strength (0: off)
     gblend_every: int = 1
 
     def validate(self, modalities: Sequence[str] | None = None) -> None:
@@ -204,6 +205,11 @@ class TrainConfig:
                 if unknown:
                     raise UsageError(f"--init names unknown modality {', '.join(unknown)}",
                                      hint=f"the data has {', '.join(modalities)}")
+        if not (math.isfinite(self.modulate) and self.modulate >= 0):
+            raise UsageError(f"--modulate must be a finite number >= 0, got {self.modulate}")
+        if self.modulate > 0 and self.regularizer != "attribution":
+            raise UsageError("--modulate scales encoder gradients by the attribution shares; it needs "
+                             "--regularizer attribution")
         from .methods.settings import validate_method_settings
         validate_method_settings(self, modalities)
         if modalities is not None:
