@@ -136,7 +136,7 @@ def audit_command(
         print_audit(result, stdout_console())
         if probe:
             for line in probe_lines(result.extra["probe"]):
-                stdout_console().print(line)
+                stdout_console().print(line, soft_wrap=True)
         if out is not None:
             stderr_console().print(f"wrote {out}")
         if per_sample is not None:
