@@ -3,13 +3,24 @@
 Every method trains for the same ``--epochs`` with the same data, model, batch size,
 learning rate and seed; what differs is listed here (the paper settings, see
 docs/finetune.md). ``unimodal`` expands to one run per modality (``unimodal-audio``,
-``unimodal-visual``); ``ensemble`` trains nothing and averages those unimodal models.
+``unimodal-visual``); ``ensemble`` trains nothing and averages those unimodal models; ``warm`` (and
+``warm-attribution``) merges those unimodal models into one fused model
+(:mod:`mmbalance.models.warm`) and fine-tunes it at :data:`WARM_LR_FACTOR` times the bench's
+learning rate. ``recommended`` names :data:`RECOMMENDED`, the method docs/results.md
+recommends (the name stays as the recommendation changes).
+
+OGM-GE: ``ogm-ge`` trains at the bench's budget (the bench's optimizer, learning rate and
+schedule, modulation in the first half of the epochs, alpha 0.5); ``ogm-ge-published`` keeps
+the published optimizer and schedule (SGD, momentum 0.9, weight decay 1e-4, StepLR at 70% of
+the epochs), which at 10 epochs and a learning rate tuned for Adam barely trains.
 
 Example:
     >>> [p.name for p in plan_runs(["plain", "unimodal", "ensemble"], ["audio", "visual"], epochs=10)]
     ['plain', 'unimodal-audio', 'unimodal-visual', 'ensemble']
-    >>> plan_runs(["ogm-ge"], ["audio", "visual"], epochs=10)[0].overrides["optimizer"]
+    >>> plan_runs(["ogm-ge-published"], ["audio", "visual"], epochs=10)[0].overrides["optimizer"]
     'sgd'
+    >>> [p.name for p in plan_runs(["recommended"], ["audio", "visual"], epochs=10)]
+    ['unimodal-audio', 'unimodal-visual', 'warm']
 """
 
 from __future__ import annotations
@@ -20,7 +31,15 @@ from typing import Any, Callable, Sequence
 
 from ..errors import UsageError
 
-__all__ = ["BENCH_METHODS", "DEFAULT_METHODS", "RunPlan", "plan_runs"]
+__all__ = ["BENCH_METHODS", "DEFAULT_METHODS", "RECOMMENDED", "WARM_LR_FACTOR", "WARM_METHODS", "RunPlan",
+           "plan_runs"]
+
+#: what ``--methods recommended`` runs: the recommendation of docs/results.md
+RECOMMENDED = "warm"
+#: warm starts fine-tune at this fraction of the bench's learning rate (1e-4 at ``--lr 3e-3``)
+WARM_LR_FACTOR = 1 / 30
+#: methods that start from this seed's unimodal runs
+WARM_METHODS = ("warm", "warm-attribution")
 
 
 @dataclass(frozen=True)
@@ -31,6 +50,11 @@ class RunPlan:
     method: str
     overrides: dict[str, Any] = field(default_factory=dict)
     members: tuple[str, ...] = ()  # ensemble: the runs it averages
+
+
+def _ogm_ge_budget(epochs: int) -> dict[str, Any]:
+    # the bench's optimizer and schedule, so that OGM-GE trains as far as plain does in the same epochs
+    return {"regularizer": "ogm-ge", "alpha": 0.5, "modulation_start": 1, "modulation_end": max(1, round(0.5 * epochs))}
 
 
 def _ogm_ge(epochs: int) -> dict[str, Any]:
@@ -46,11 +70,18 @@ BENCH_METHODS: dict[str, Callable[[int], dict[str, Any]]] = {
     "unimodal": lambda e: {},
     "ensemble": lambda e: {},
     "gblend": lambda e: {"regularizer": "gblend", "gblend_every": 1},
-    "ogm-ge": _ogm_ge,
+    "ogm-ge": _ogm_ge_budget,
+    "ogm-ge-published": _ogm_ge,
     "modality-dropout": lambda e: {"regularizer": "modality-dropout", "p": 0.5},
     "aux": lambda e: {"aux_heads": True},
     "attribution": lambda e: {"regularizer": "attribution"},
     "attribution-aux": lambda e: {"regularizer": "attribution", "aux_heads": True},
+    # the penalty reaches the encoders too (scope all), beside the auxiliary heads' own signal
+    "attribution-aux-all": lambda e: {"regularizer": "attribution", "aux_heads": True, "scope": "all"},
+    # attribution-guided gradient modulation of the encoders (AGM-style), beside the fusion-scoped penalty
+    "attribution-agm": lambda e: {"regularizer": "attribution", "modulate": 2.0},
+    "warm": lambda e: {},
+    "warm-attribution": lambda e: {"regularizer": "attribution"},
 }
 
 DEFAULT_METHODS = ("plain", "unimodal", "ensemble", "gblend", "ogm-ge", "attribution", "attribution-aux")
@@ -58,25 +89,28 @@ DEFAULT_METHODS = ("plain", "unimodal", "ensemble", "gblend", "ogm-ge", "attribu
 
 def plan_runs(methods: Sequence[str], modalities: Sequence[str], *, epochs: int) -> list[RunPlan]:
     """The runs (per seed) that ``methods`` need, in order; ``ensemble`` pulls in the unimodal runs."""
-    names = [m.strip() for m in methods if m.strip()]
+    given = [m.strip() for m in methods if m.strip()]
+    if len(set(given)) != len(given):
+        raise UsageError("--methods names a method twice")
+    names = list(dict.fromkeys(RECOMMENDED if m == "recommended" else m for m in given))
     if not names:
-        raise UsageError("--methods is empty", hint=f"name some of {', '.join(BENCH_METHODS)}")
+        raise UsageError("--methods is empty", hint=f"name some of {', '.join(BENCH_METHODS)}, or recommended")
     for name in names:
         if name not in BENCH_METHODS:
             close = difflib.get_close_matches(name, list(BENCH_METHODS), n=2)
             raise UsageError(f"unknown bench method {name!r}",
                              hint=f"did you mean {', '.join(close)}?" if close
-                             else f"use some of {', '.join(BENCH_METHODS)}")
-    if len(set(names)) != len(names):
-        raise UsageError("--methods names a method twice")
+                             else f"use some of {', '.join(BENCH_METHODS)}, or recommended")
     plans: list[RunPlan] = []
     # a unimodal run has no shares to steer: its target is always "equal" (a --target naming others would not parse)
     unimodal = [RunPlan(f"unimodal-{m}", "unimodal", {"unimodal": m, "target": "equal"}) for m in modalities]
     for name in names:
-        if name in ("unimodal", "ensemble"):
+        if name in ("unimodal", "ensemble") or name in WARM_METHODS:
             plans += [p for p in unimodal if p not in plans]
             if name == "ensemble":
                 plans.append(RunPlan("ensemble", "ensemble", members=tuple(p.name for p in unimodal)))
+            elif name in WARM_METHODS:
+                plans.append(RunPlan(name, name, BENCH_METHODS[name](epochs), members=tuple(p.name for p in unimodal)))
         else:
             plans.append(RunPlan(name, name, BENCH_METHODS[name](epochs)))
     order = {p.name: i for i, p in enumerate(plans)}

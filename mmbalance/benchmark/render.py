@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 from ..errors import UsageError
 from ..io import atomic_write_text
+from .robustness import robustness_markdown
 from .summary import BENCH_SCHEMA, bench_verdict
 
 __all__ = ["bench_markdown", "bench_scatter", "bench_table", "is_bench_file", "load_bench", "render_bench",
@@ -112,7 +113,7 @@ def bench_markdown(doc: Mapping[str, Any]) -> str:
               "of its members'. Δ columns: this method's test "
               "accuracy minus the best unimodal model's and minus plain's, seed by seed, in percentage points (pts).",
               ""]
-    return "\n".join(lines)
+    return "\n".join(lines) + robustness_markdown(doc)
 
 
 def bench_scatter(doc: Mapping[str, Any]) -> bytes:

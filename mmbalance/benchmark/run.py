@@ -36,7 +36,7 @@ import torch
 from ..audit import audit
 from ..data import MultimodalDataset, iter_batches, load_dataset
 from ..device import resolve_device
-from ..errors import DataError, UsageError
+from ..errors import DataError, MMBalanceError, UsageError
 from ..io import atomic_write_json, atomic_write_text, check_output_dir, check_output_file, confined_to
 from ..limits import MAX_BENCH_SEEDS, MAX_SEED, check_int
 from ..models import create_model, load_model, load_state_dict, save_state_dict
@@ -46,8 +46,9 @@ from ..training.methods import unimodal_spec
 from ..training.preflight import check_trainable
 from ..training.resume import RESUME_FILE, RUN_FILE
 from ..training.rundir import RunLock
-from .methods import DEFAULT_METHODS, RunPlan, plan_runs
+from .methods import DEFAULT_METHODS, RECOMMENDED, WARM_LR_FACTOR, WARM_METHODS, RunPlan, plan_runs
 from .render import bench_markdown, write_bench_html
+from .robustness import baseline_warnings, robustness
 from .summary import BENCH_SCHEMA, BenchRecord, bench_verdict, summarize
 
 __all__ = ["BENCH_SCHEMA", "BenchResult", "bench", "measure_step_seconds", "RESULT_FILE"]
@@ -88,14 +89,16 @@ def bench(model: str, data: str, *, out: str | Path, methods: Sequence[str] = DE
           seeds: Sequence[int] = (0, 1, 2), epochs: int = 10, lr: float = 1e-3, batch_size: int = 32,
           model_args: Mapping[str, Any] | None = None, device: str = "auto", test_split: str = "test",
           steps: int = 16, train: Mapping[str, Any] | None = None, progress: bool = True,
-          on_run: RunCallback | None = None) -> BenchResult:
+          on_run: RunCallback | None = None, robust: bool = True) -> BenchResult:
     """Train, audit and tabulate ``methods`` x ``seeds`` on ``data`` at ``epochs`` epochs each.
 
     ``train`` holds further :class:`~mmbalance.training.TrainConfig` fields shared by every
     method (e.g. ``{"lambda_": 3.0}``); a method's own settings override them. ``on_run(run,
     seed, status)`` is told ``"done"`` (already finished), ``"trained"`` or ``"resumed"``.
     Accuracy and shares are measured on ``test_split`` with Integrated Gradients
-    (``steps`` steps) at the input level, targeting the predicted class.
+    (``steps`` steps) at the input level, targeting the predicted class. With ``robust``
+    each run's test accuracy is also measured with each modality zeroed and noise-corrupted
+    (:mod:`.robustness`). ``methods`` may name ``recommended`` (:data:`~.methods.RECOMMENDED`).
     """
     out = Path(out)
     if epochs < 1:
@@ -120,8 +123,6 @@ def bench(model: str, data: str, *, out: str | Path, methods: Sequence[str] = DE
     for plan in plans:  # fail on bad settings, and on methods the model cannot be trained with, before any training
         if plan.method != "ensemble":
             _config(base, plan, out, seeds[0]).validate(modalities)
-    for plan in plans:
-        if plan.method != "ensemble":
             check_trainable(_config(base, plan, out, seeds[0]), what=f"bench method {plan.name!r}")
     test_sets: dict[tuple[str, ...], MultimodalDataset] = {}
 
@@ -137,17 +138,21 @@ def bench(model: str, data: str, *, out: str | Path, methods: Sequence[str] = DE
         todo = sum(1 for seed in seeds for plan in trains
                    if not (out / "runs" / plan.name / f"seed{seed}" / RESULT_FILE).is_file())
         if progress and todo:
-            step, per_epoch = measure_step_seconds(model, data, batch_size=batch_size,
-                                                   model_args=dict(model_args or {}), device=device)
-            Bar().print(eta_line(todo, epochs, per_epoch, step))
+            try:
+                step, per_epoch = measure_step_seconds(model, data, batch_size=batch_size,
+                                                       model_args=dict(model_args or {}), device=device)
+            except (MMBalanceError, RuntimeError, TypeError, ValueError):  # e.g. a plug-in that needs --call dict
+                Bar().print("bench: no time estimate (one plain training step of the model could not be timed)")
+            else:
+                Bar().print(eta_line(todo, epochs, per_epoch, step))
         return _bench_runs(model, data, out, plans, len(trains), seeds, base, modalities, test_set, device, steps,
-                           epochs, test_split, progress, on_run)
+                           epochs, test_split, progress, on_run, robust)
 
 
 def _bench_runs(model: str, data: str, out: Path, plans: Sequence[RunPlan], n_trained: int, seeds: list[int],
                 base: Mapping[str, Any], modalities: list[str],
                 test_set: Callable[[Sequence[str]], MultimodalDataset], device: str, steps: int, epochs: int,
-                test_split: str, progress: bool, on_run: RunCallback | None) -> BenchResult:
+                test_split: str, progress: bool, on_run: RunCallback | None, robust: bool) -> BenchResult:
     records: list[BenchRecord] = []
     trained: list[str] = []
     with progress_bar("bench", total=n_trained * len(seeds) * epochs, unit="epochs", enabled=progress) as bar:
@@ -163,7 +168,7 @@ def _bench_runs(model: str, data: str, out: Path, plans: Sequence[RunPlan], n_tr
                     bar(1)
 
                 record, status = _run_one(plan, run_dir, base, seed, done, modalities, test_set, device, steps,
-                                          out, on_epoch_end=epoch_done)
+                                          out, on_epoch_end=epoch_done, robust=robust)
                 if plan.method != "ensemble":
                     bar(max(0, epochs - counted[0]))  # finished earlier, stopped early or resumed
                 if status != "done":
@@ -179,6 +184,8 @@ def _bench_runs(model: str, data: str, out: Path, plans: Sequence[RunPlan], n_tr
            "test_split": test_split, "modalities": modalities, "methods": [p.name for p in plans],
            "settings": {p.name: p.overrides for p in plans},
            "records": [r.to_dict() for r in records], "table": table, "verdict": bench_verdict(table)}
+    doc["recommended"] = RECOMMENDED
+    doc["warnings"] = baseline_warnings(table)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "bench.json", doc)
     atomic_write_text(out / "bench.md", bench_markdown(doc))
@@ -238,10 +245,14 @@ def _config(base: Mapping[str, Any], plan: RunPlan, out: Path, seed: int) -> Tra
     fields = dict(base)
     fields.update(plan.overrides)
     fields.update(seed=seed, out=str(out / "runs" / plan.name / f"seed{seed}"))
+    if plan.method in WARM_METHODS:  # merge this seed's unimodal runs, fine-tune at a small learning rate
+        fields["lr"] = float(base["lr"]) * WARM_LR_FACTOR
+        fields["init"] = {name.split("-", 1)[1]: str(out / "runs" / name / f"seed{seed}" / "best.pt")
+                          for name in plan.members}
     return TrainConfig(**fields)
 
 
-_FREE = {"out", "device"}  # may differ between invocations
+_FREE = {"out", "device", "init"}  # may differ between invocations (init follows out)
 
 
 def _check_same_settings(run_dir: Path, config: TrainConfig) -> None:
@@ -336,7 +347,7 @@ def read_record(path: Path) -> BenchRecord:
 def _run_one(plan: RunPlan, run_dir: Path, base: Mapping[str, Any], seed: int, done: Mapping[str, BenchRecord],
              modalities: Sequence[str], test_set: Callable[[Sequence[str]], MultimodalDataset], device: str,
              steps: int, out: Path, on_epoch_end: Callable[[Mapping[str, Any]], None] | None = None,
-             ) -> tuple[BenchRecord, str]:
+             robust: bool = True) -> tuple[BenchRecord, str]:
     if plan.method != "ensemble":
         _check_same_settings(run_dir, _config(base, plan, out, seed))
     result_path = run_dir / RESULT_FILE
@@ -381,10 +392,13 @@ def _run_one(plan: RunPlan, run_dir: Path, base: Mapping[str, Any], seed: int, d
     report = audit(spec, test_set(mods), checkpoint=str(ckpt), model_args=args, methods=["ig"], steps=steps,
                    bootstrap=0, progress=False, device=device, **audit_extra)
     shares = {m: float(report.shares.get(m, 0.0)) for m in modalities}
+    extra: dict[str, Any] = {"epoch_seconds": epoch_seconds}
+    if robust:
+        extra["robustness"] = robustness(spec, test_set(mods), checkpoint=str(ckpt), model_args=args,
+                                         modalities=modalities, device=device, seed=seed)
     record = BenchRecord(run=plan.name, method=plan.method, seed=seed, test_accuracy=float(report.accuracy),
                          shares=shares, train_seconds=seconds, best_val_accuracy=info.get("best_val_accuracy"),
-                         best_epoch=info.get("best_epoch"), run_dir=str(run_dir),
-                         extra={"epoch_seconds": epoch_seconds})
+                         best_epoch=info.get("best_epoch"), run_dir=str(run_dir), extra=extra)
     atomic_write_json(result_path, record.to_dict())
     return record, status
 

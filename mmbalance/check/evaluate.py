@@ -258,6 +258,10 @@ def _measure(rule: Rule, targets: Sequence[str], audit: AuditResult, baseline: A
     if rule.name == "max_completeness_error":
         return [_Point(_number(completeness_ratio(m.extra), f"the completeness error of {m.name}"), m.name,
                        _label(rule.name, m.name, None)) for m in _completeness_methods(audit)]
+    if rule.name == "min_probe_gap":
+        gaps = {m: row.get("gap") for m, row in _probe(audit).items()}
+        return _modality_points(rule, gaps, [m for m in targets if gaps.get(m) is not None],
+                                "the probe gap")
     raise UsageError(f"rule {rule.id} cannot be measured on this audit")  # pragma: no cover - _validate
 
 
@@ -322,10 +326,23 @@ def _validate(rules: Sequence[Rule], audit: AuditResult, baseline: AuditResult |
             raise UsageError(f"rule {rule.id} needs the completeness error of Integrated Gradients, and the audit "
                              f"has only: {', '.join(audit.methods) or 'no methods'}",
                              hint="run the audit with `--method ig`")
+        if rule.name == "min_probe_gap":
+            gaps = {m for m, row in _probe(audit).items() if isinstance(row, Mapping) and row.get("gap") is not None}
+            wanted = [rule.modality] if rule.modality else sorted(gaps)
+            if not gaps or any(m not in gaps for m in wanted):
+                raise UsageError(f"rule {rule.id} needs the encoder probe against unimodal runs, and the audit "
+                                 f"has {'none' if not gaps else 'it only for ' + ', '.join(sorted(gaps))}",
+                                 hint="run the audit with --probe --probe-unimodal visual=runs/v/best.pt")
         if rule.spec.share_rule or rule.name == "max_share_increase":
             _method(audit, method, "audit")
             if rule.name == "max_share_increase" and baseline is not None:
                 _method(baseline, method, "baseline audit")
+
+
+def _probe(audit: AuditResult) -> Mapping[str, Any]:
+    """The audit's encoder probe (``extra.probe``, from ``audit --probe``), or an empty mapping."""
+    probe = audit.extra.get("probe") if isinstance(audit.extra, Mapping) else None
+    return probe if isinstance(probe, Mapping) else {}
 
 
 def _summary(audit: AuditResult, method: str | None) -> dict[str, Any]:

@@ -78,6 +78,9 @@ RULES: dict[str, RuleSpec] = {
         RuleSpec("max_completeness_error", "max", "fraction", False, False, 0.0, None,
                  "largest mean Integrated Gradients completeness error, as a fraction of the mean "
                  "|F(x) - F(baseline)| (needs the ig estimator)"),
+        RuleSpec("min_probe_gap", "min", "pp", True, False, -1.0, 1.0,
+                 "smallest gap between a modality encoder's linear-probe accuracy and its unimodal "
+                 "counterpart's, e.g. -0.05 (needs audit --probe --probe-unimodal)"),
     )
 }
 
@@ -257,6 +260,7 @@ def rules_from_options(
     min_ablation_accuracy_drop: Sequence[str] = (),
     max_share_increase: Sequence[str] = (),
     max_completeness_error: str | None = None,
+    min_probe_gap: Sequence[str] = (),
 ) -> list[Rule]:
     """Rules from command-line values (see :func:`parse_rule_option` for one value's form).
 
@@ -273,6 +277,7 @@ def rules_from_options(
         ("min_ablation_accuracy_drop", min_ablation_accuracy_drop),
         ("max_share_increase", max_share_increase),
         ("max_completeness_error", [max_completeness_error] if max_completeness_error is not None else []),
+        ("min_probe_gap", min_probe_gap),
     ]
     rules: list[Rule] = []
     seen: set[str] = set()

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from ..errors import UsageError
 from ..io import check_not_same_file, check_output_file
 from ._defaults import AUDIT_BOOTSTRAP, AUDIT_METHODS, ESTIMATORS
 from ._media_options import SkipBadOpt, media_data, with_decoding_options
@@ -69,6 +70,12 @@ def audit_command(
     precision: Annotated[str, typer.Option("--precision", help="Arithmetic of the IG passes: fp32 (default, "
                                            "exact), tf32 (CUDA matrix units) or bf16 (autocast, sums in fp32; "
                                            "check the completeness error).")] = "fp32",
+    probe: Annotated[bool, typer.Option("--probe", help="Also fit a linear probe on each modality's frozen embedding "
+                                        "(train split -> the audited split) and report its accuracy "
+                                        "(extra.probe in the JSON).")] = False,
+    probe_unimodal: Annotated[Optional[str], typer.Option(
+        "--probe-unimodal", help="With --probe: unimodal runs to compare each encoder with, e.g. "
+                                 "visual=runs/v/best.pt (from finetune --unimodal visual); gives the probe gap.")] = None,
     output: OutputOpt = None,
     modalities: ModalitiesOpt = None,
     model_arg: ModelArgOpt = None,
@@ -86,12 +93,19 @@ def audit_command(
 
     More estimators: [bold]--method shapley,ablation,ig,permutation,branch --per-sample samples.csv[/]
 
+    Encoder probe: [bold]--probe --probe-unimodal visual=runs/v/best.pt[/] (linear probe per modality, train -> test split)
+
     Hugging Face: [bold]mmbalance audit --model hf:runs/vilt --data vqa.pt[/] (token ids at their embedding,
     masks passed through).
     """
     from ..audit import audit as run_audit  # lazy: torch only once a command runs
     from ..models import parse_model_args
+    from ..models.warm import parse_init
+    from ..probe import probe_lines, probe_model
 
+    if probe_unimodal is not None and not probe:
+        raise UsageError("--probe-unimodal needs --probe")
+    parse_init(probe_unimodal, option="--probe-unimodal")  # a malformed value fails before the audit
     if out is not None:
         check_output_file(out, what="--out", example="audit.json")  # fail now, not after the audit
     if per_sample is not None:
@@ -117,6 +131,12 @@ def audit_command(
         )
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun, rank 0 writes and prints
+    if probe:
+        result.extra["probe"] = probe_model(
+            model, data, checkpoint=str(checkpoint) if checkpoint else None, model_args=parse_model_args(model_arg or []),
+            unimodal=parse_init(probe_unimodal, option="--probe-unimodal"), test_split=split,
+            modalities=split_list(modalities), embedding_layers=embedding_layer, device=device, batch_size=batch_size,
+            trust_checkpoint=trust_checkpoint)
     if out is not None:
         result.save(out)
     if as_json:
@@ -127,6 +147,9 @@ def audit_command(
         print_warnings(result, stderr_console())
     else:
         print_audit(result, stdout_console())
+        if probe:
+            for line in probe_lines(result.extra["probe"]):
+                stdout_console().print(line, soft_wrap=True)
         if out is not None:
             stderr_console().print(f"wrote {out}")
         if per_sample is not None:

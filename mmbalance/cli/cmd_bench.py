@@ -21,7 +21,7 @@ def bench_command(
     model: ModelOpt,
     data: DataOpt,
     out: Annotated[Path, typer.Option("--out", "-o", parser=output_dir, help="Bench directory: runs/, bench.md, bench.json, report/.")],
-    methods: Annotated[str, typer.Option("--methods", help="Comma-separated: plain, unimodal, ensemble, gblend, ogm-ge, modality-dropout, aux, attribution, attribution-aux.")] = ",".join(BENCH_METHODS),
+    methods: Annotated[str, typer.Option("--methods", help="Comma-separated: plain, unimodal, ensemble, gblend, ogm-ge, ogm-ge-published, modality-dropout, aux, attribution, attribution-aux, attribution-aux-all, warm, warm-attribution; recommended names the method docs/results.md recommends.")] = ",".join(BENCH_METHODS),
     seeds: Annotated[int, typer.Option("--seeds", min=1, max=MAX_BENCH_SEEDS, help="Number of seeds (0 .. N-1) per method.")] = 3,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Epochs per run (the same budget for every method).")] = 10,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate shared by every method.")] = 1e-3,
@@ -32,6 +32,7 @@ def bench_command(
     steps: Annotated[int, typer.Option("--steps", min=1, help="Integrated Gradients steps of each audit.")] = 16,
     lambda_: Annotated[float, typer.Option("--lambda", help="Attribution methods: weight of the penalty.")] = 1.0,
     target: Annotated[str, typer.Option("--target", help="Attribution methods: target shares, equal or audio=0.3,visual=0.7.")] = "equal",
+    robustness: Annotated[bool, typer.Option("--robustness/--no-robustness", help="Also measure each run's test accuracy with each modality zeroed and noise-corrupted.")] = True,
     model_arg: ModelArgOpt = None,
     embedding_layer: Annotated[Optional[str], typer.Option("--embedding-layer", help="A plug-in model's encoder modules, e.g. audio=audio_net,visual=visual_net: the methods that need embeddings (gblend, ogm-ge, aux, attribution) and the unimodal runs use them.")] = None,
     pass_through: PassThroughOpt = None,
@@ -44,6 +45,7 @@ def bench_command(
     Rerun the same command to continue: finished runs are neither retrained nor re-audited.
 
     Example: [bold]mmbalance bench -m av-tiny -d synthetic:av-dominance --methods plain,unimodal,gblend --seeds 3 --epochs 10 -o bench/avd[/]
+    [bold]mmbalance bench -m av-small -d data/letters-av --methods plain,ensemble,recommended --lr 3e-3 -o bench/letters[/]
     """
     from ..attribution.hooks import parse_embedding_layers
     from ..benchmark import bench  # lazy: torch only once a command runs
@@ -58,7 +60,7 @@ def bench_command(
     try:
         result = bench(model, data, out=out, methods=names, seeds=range(seeds), epochs=epochs, lr=lr,
                        batch_size=batch_size, model_args=parse_model_args(model_arg or []), device=device,
-                       test_split=test_split, steps=steps, progress=not quiet,
+                       test_split=test_split, steps=steps, progress=not quiet, robust=robustness,
                        train={"lambda_": lambda_, "target": target, "val_split": val_split,
                               "val_fraction": val_fraction,
                               "embedding_layers": parse_embedding_layers(embedding_layer),

@@ -92,6 +92,9 @@ def check_command(
     max_completeness_error: Annotated[Optional[str], _rule_opt(
         "--max-completeness-error", "Largest mean IG completeness error as a fraction of |F(x) - F(baseline)|, "
                                     "e.g. 0.05 (needs the ig estimator).", many=False)] = None,
+    min_probe_gap: Annotated[Optional[list[str]], _rule_opt(
+        "--min-probe-gap", "Smallest encoder probe gap to the unimodal run, e.g. -0.05 or visual=-0.05 "
+                           "(needs audit --probe --probe-unimodal).")] = None,
     baseline: Annotated[Optional[Path], typer.Option(
         "--baseline", help="Baseline audit JSON for --max-share-increase.", rich_help_panel=_RULES_PANEL)] = None,
     method: Annotated[Optional[str], typer.Option(
@@ -156,7 +159,7 @@ def check_command(
         max_share=max_share or (), min_share=min_share or (), max_share_variance=max_share_variance,
         min_accuracy=min_accuracy, min_ablation_drop=min_ablation_drop or (),
         min_ablation_accuracy_drop=min_ablation_accuracy_drop or (), max_share_increase=max_share_increase or (),
-        max_completeness_error=max_completeness_error,
+        max_completeness_error=max_completeness_error, min_probe_gap=min_probe_gap or (),
     )
     rules = merge_rules(policy.rules, flag_rules)
     if not rules:

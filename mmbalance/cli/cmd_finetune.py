@@ -32,6 +32,7 @@ def finetune_command(
     data: Annotated[Optional[str], typer.Option("--data", "-d", help="Dataset: a .pt file, a split directory, synthetic:av-dominance, a media manifest .csv, a CREMA-D folder or class folders.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", parser=output_dir, help="Run directory (best.pt, last.pt, metrics.csv, resume.pt).")] = None,
     checkpoint: CheckpointOpt = None,
+    init: Annotated[Optional[str], typer.Option("--init", help="Warm start from unimodal runs: audio=RUN_A/best.pt,visual=RUN_V/best.pt (encoders copied, fusion set so the fused logits start as the sum of the unimodal logits; concat or sum heads). Fine-tune at a small --lr, e.g. 1e-4.")] = None,
     regularizer: Annotated[str, typer.Option("--regularizer", "-r", help="none, attribution, ogm-ge, modality-dropout or gblend (Gradient-Blending).", rich_help_panel="Balancing")] = "none",
     lambda_: Annotated[float, typer.Option("--lambda", help="Weight of the attribution penalty (>= 0).", rich_help_panel="Balancing")] = 1.0,
     attribution: Annotated[str, typer.Option("--attribution", help="shapley (the audit's default measure), gradxinput or ig, inside the penalty.", rich_help_panel="Balancing")] = "shapley",
@@ -46,6 +47,7 @@ def finetune_command(
     p: Annotated[float, typer.Option("--p", help="Modality dropout: probability of dropping one modality of a sample.", rich_help_panel="Balancing")] = 0.5,
     aux_heads: Annotated[bool, typer.Option("--aux-heads", help="Add a unimodal classifier on each encoder; its loss trains that encoder (none, attribution).", rich_help_panel="Balancing")] = False,
     aux_weight: Annotated[float, typer.Option("--aux-weight", help="Weight of the auxiliary heads' summed loss.", rich_help_panel="Balancing")] = 1.0,
+    modulate: Annotated[float, typer.Option("--modulate", help="-r attribution: scale each encoder's gradient by exp(k * (target - share)) (attribution-guided gradient modulation, AGM-style); 0: off.", rich_help_panel="Balancing")] = 0.0,
     gblend_every: Annotated[int, typer.Option("--gblend-every", help="Gradient-Blending: re-estimate the loss weights every N epochs.", rich_help_panel="Balancing")] = 1,
     gblend_holdout: Annotated[float, typer.Option("--gblend-holdout", help="Gradient-Blending: fraction of the training data held out to estimate the weights (seeded, stratified; not trained on).", rich_help_panel="Balancing")] = 0.2,
     gblend_smoothing: Annotated[float, typer.Option("--gblend-smoothing", help="Gradient-Blending: moving-average factor of the weights across estimates (0: no smoothing).", rich_help_panel="Balancing")] = 0.5,
@@ -98,6 +100,7 @@ def finetune_command(
     [bold]mmbalance finetune -m av-tiny -d synthetic:av-dominance -o runs/plain --epochs 5[/]
     [bold]mmbalance finetune -m av-tiny -d data/avd -c runs/plain/best.pt -o runs/attr -r attribution --lambda 1[/]
     [bold]mmbalance finetune -m my_net.py:build -d data/avd -o runs/ogm -r ogm-ge --embedding-layer audio=audio_net,visual=visual_net[/]
+    [bold]mmbalance finetune -m av-small -d data/avd -o runs/warm --init audio=runs/a/best.pt,visual=runs/v/best.pt --lr 1e-4[/]
     [bold]mmbalance finetune --resume runs/attr[/]   (after Ctrl-C)
     [bold]mmbalance finetune ... -o runs/plain --force[/]   (start over in a directory that holds a run)
     [bold]torchrun --nproc_per_node 2 -m mmbalance finetune ...[/]   (DistributedDataParallel)
@@ -107,6 +110,7 @@ def finetune_command(
     from ..models import parse_model_args
     from ..training import TrainConfig, finetune
     from ..training.rundir import check_new_run_dir
+    from ..models.warm import parse_init
     from ..training.trackers import parse_log
 
     main_rank = int(os.environ.get("RANK", "0")) == 0
@@ -130,6 +134,7 @@ def finetune_command(
         data = media_data(str(data), skip_bad=skip_bad, **decoding)
         config = TrainConfig(
             model=str(model), data=str(data), out=str(out), checkpoint=str(checkpoint) if checkpoint else None,
+            init=parse_init(init),
             trust_checkpoint=trust_checkpoint, model_args=parse_model_args(model_arg or []),
             modalities=split_list(modalities), output=parse_output(output),
             embedding_layers=parse_embedding_layers(embedding_layer),
@@ -143,7 +148,8 @@ def finetune_command(
             step_size=step_size, gamma=gamma, modulation_start=modulation_start, modulation_end=modulation_end,
             unimodal=unimodal, aux_heads=aux_heads, aux_weight=aux_weight, gblend_every=gblend_every,
             gblend_holdout=gblend_holdout, gblend_smoothing=gblend_smoothing, gblend_floor=gblend_floor,
-            val_split=val_split, val_fraction=val_fraction, deterministic=deterministic, log=parse_log(log))
+            modulate=modulate, val_split=val_split, val_fraction=val_fraction, deterministic=deterministic,
+            log=parse_log(log))
         config.validate()
         run = lambda: finetune(config, progress=not quiet, force=force)  # noqa: E731
         where = out

@@ -143,7 +143,7 @@ def list_models(pattern: str = "*") -> list[str]:
 
     Example:
         >>> list_models("av-*")
-        ['av-resnet18', 'av-tiny']
+        ['av-resnet18', 'av-small', 'av-tiny']
     """
     names = set(_model_entrypoints) | set(_entry_points())
     return sorted(n for n in names if _matches(n, pattern or "*"))

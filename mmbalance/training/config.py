@@ -95,6 +95,7 @@ class TrainConfig:
     out: str
     checkpoint: str | None = None
     trust_checkpoint: bool = False
+    init: dict[str, str] | None = None  # warm start: {modality: unimodal run's best.pt} (models/warm.py)
     model_args: dict[str, Any] = field(default_factory=dict)
     modalities: list[str] | None = None
     output: str | int | None = None
@@ -139,6 +140,7 @@ class TrainConfig:
     unimodal: str | None = None
     aux_heads: bool = False
     aux_weight: float = 1.0
+    modulate: float = 0.0  # -r attribution: AGM-style encoder gradient modulation strength (0: off)
     gblend_every: int = 1
     gblend_holdout: float = 0.2
     gblend_smoothing: float = 0.5
@@ -202,6 +204,21 @@ class TrainConfig:
                                  hint=f"the data has {', '.join(modalities)}")
         from .trackers import parse_log
         parse_log(self.log)
+        if self.init:
+            if self.checkpoint or self.unimodal:
+                raise UsageError("--init builds the fused model from unimodal runs; it does not combine with "
+                                 f"{'--checkpoint' if self.checkpoint else '--unimodal'}",
+                                 hint="drop one of them")
+            if modalities is not None:
+                unknown = [m for m in self.init if m not in modalities]
+                if unknown:
+                    raise UsageError(f"--init names unknown modality {', '.join(unknown)}",
+                                     hint=f"the data has {', '.join(modalities)}")
+        if not (math.isfinite(self.modulate) and self.modulate >= 0):
+            raise UsageError(f"--modulate must be a finite number >= 0, got {self.modulate}")
+        if self.modulate > 0 and self.regularizer != "attribution":
+            raise UsageError("--modulate scales encoder gradients by the attribution shares; it needs "
+                             "--regularizer attribution")
         from .methods.settings import validate_method_settings
         validate_method_settings(self, modalities)
         if modalities is not None:

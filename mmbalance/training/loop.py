@@ -44,6 +44,7 @@ from ..guards import check_compiled, check_training_outputs, compiled_kind
 from ..io import atomic_write_json, atomic_write_text, check_output_dir, confined_to
 from ..models import ModelAdapter, load_model, save_state_dict
 from ..models.binding import fit_to_model, split_pass_through
+from ..models.warm import warm_start
 from ..progress import progress_bar
 from ..reproducibility import deterministic_mode
 from .config import TrainConfig
@@ -258,6 +259,8 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
                          trust_checkpoint=config.trust_checkpoint, model_args=spec_args,
                          num_classes=sets[0].num_classes, modalities=sets[0].modalities, output=config.output,
                          device=str(dev), call=config.call, pass_through=passed)
+    if config.init and state is None:
+        warm_start(adapter.model, config.init)
     train_set, val_set = (fit_to_model(adapter, ds, modalities_named=wanted is not None) for ds in sets)
     modalities = tuple(train_set.modalities)
     config.validate(modalities)

@@ -18,8 +18,8 @@ FAST = dict(epochs=1, batch_size=16, steps=2, progress=False, device="cpu")
 
 
 def test_plan_expands_unimodal_and_puts_the_ensemble_last():
-    plans = plan_runs(["ensemble", "plain", "ogm-ge"], ["audio", "visual"], epochs=10)
-    assert [p.name for p in plans] == ["unimodal-audio", "unimodal-visual", "plain", "ogm-ge", "ensemble"]
+    plans = plan_runs(["ensemble", "plain", "ogm-ge-published"], ["audio", "visual"], epochs=10)
+    assert [p.name for p in plans] == ["unimodal-audio", "unimodal-visual", "plain", "ogm-ge-published", "ensemble"]
     ogm = plans[3].overrides
     assert (ogm["optimizer"], ogm["momentum"], ogm["scheduler"], ogm["step_size"]) == ("sgd", 0.9, "step", 7)
     assert plans[-1].members == ("unimodal-audio", "unimodal-visual")
@@ -53,7 +53,7 @@ def test_bench_writes_the_table_and_does_not_retrain(tmp_path):
     assert doc["schema"] == "mmbalance.bench/1"
     assert [r["run"] for r in doc["records"]] == ["plain", "gblend"]
     assert set(doc["table"]) == {"plain", "gblend"}
-    md = (out / "bench.md").read_text()
+    md = (out / "bench.md").read_text().split("### Robustness")[0]
     rows = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| Method")]
     assert [r.split("|")[1].strip() for r in rows] == ["plain", "gblend"]
     acc = doc["records"][1]["test_accuracy"]
@@ -126,3 +126,48 @@ def test_report_renders_a_bench_json(tmp_path):
     (tmp_path / "x.json").write_text('{"schema": "mmbalance.bench/1"}')
     bad = CliRunner().invoke(app, ["report", str(tmp_path / "x.json"), "-o", str(tmp_path / "rep2")])
     assert bad.exit_code == 2 and "Traceback" not in bad.output
+
+
+def test_plan_warm_recommended_and_ogm_ge_at_the_budget():
+    from mmbalance.benchmark.methods import RECOMMENDED, WARM_LR_FACTOR
+
+    plans = plan_runs(["warm", "plain"], ["audio", "visual"], epochs=10)
+    assert [p.name for p in plans] == ["unimodal-audio", "unimodal-visual", "warm", "plain"]
+    assert plans[2].members == ("unimodal-audio", "unimodal-visual")
+    rec = plan_runs(["recommended", RECOMMENDED], ["audio", "visual"], epochs=10)  # one method, named twice
+    assert [p.name for p in rec][-1] == RECOMMENDED and len({p.name for p in rec}) == len(rec)
+    ogm = plan_runs(["ogm-ge"], ["audio", "visual"], epochs=10)[0].overrides
+    assert "optimizer" not in ogm and "scheduler" not in ogm and ogm["modulation_end"] == 5
+    assert 0 < WARM_LR_FACTOR < 1
+
+
+def test_warm_bench_merges_the_unimodal_runs_and_measures_robustness(tmp_path):
+    from mmbalance.benchmark.methods import WARM_LR_FACTOR
+
+    out = tmp_path / "b"
+    result = bench("av-tiny", DATA, out=out, methods=["recommended"], seeds=[0], lr=3e-3, **FAST)
+    assert [r.run for r in result.records] == ["unimodal-audio", "unimodal-visual", "warm"]
+    config = json.loads((out / "runs" / "warm" / "seed0" / "run.json").read_text())["config"]
+    assert config["lr"] == pytest.approx(3e-3 * WARM_LR_FACTOR)
+    assert config["init"] == {m: str(out / "runs" / f"unimodal-{m}" / "seed0" / "best.pt") for m in ("audio", "visual")}
+    doc = json.loads((out / "bench.json").read_text())
+    assert doc["recommended"] == "warm"
+    for record in result.records:
+        robust = record.extra["robustness"]
+        assert set(robust) == {"zero_audio", "noise_audio", "zero_visual", "noise_visual"}
+        assert all(0.0 <= v <= 1.0 for v in robust.values())
+    # a unimodal model does not read the other stream: corrupting it changes nothing
+    audio_only = result.records[0]
+    assert audio_only.extra["robustness"]["zero_visual"] == pytest.approx(audio_only.test_accuracy)
+    assert audio_only.extra["robustness"]["noise_visual"] == pytest.approx(audio_only.test_accuracy)
+    assert "### Robustness" in (out / "bench.md").read_text()
+
+
+def test_baseline_below_the_best_unimodal_model_is_warned():
+    from mmbalance.benchmark.robustness import baseline_warnings
+
+    table = {"unimodal-audio": {"accuracy_mean": 0.6}, "unimodal-visual": {"accuracy_mean": 0.8},
+             "plain": {"accuracy_mean": 0.9}, "ogm-ge": {"accuracy_mean": 0.2}, "ensemble": {"accuracy_mean": 0.7}}
+    lines = baseline_warnings(table)
+    assert len(lines) == 1 and lines[0].startswith("ogm-ge (20.0%) is below") and "unimodal-visual (80.0%)" in lines[0]
+    assert baseline_warnings({"plain": {"accuracy_mean": 0.1}}) == []

@@ -21,6 +21,13 @@ the embeddings are those modules' outputs (forward hooks), the "fusion" is every
 parameter outside them. The forward that the penalty differentiates twice runs
 ``scaled_dot_product_attention`` on its math kernel, the only one with a double backward.
 
+With ``--modulate k`` (attribution-guided gradient modulation, after AGM: Li et al., ICCV
+2023) each step also scales every encoder's gradient by ``c_m = exp(k * (t_m - s_m))``, with
+``s_m`` the batch-mean share of modality ``m`` and ``t_m`` its target: an encoder whose
+modality contributes less than its target learns faster, a dominant one slower; at the
+target ``c_m = 1``. This reaches the encoders whatever the ``--scope``. With Adam, a scale
+that is constant over many steps is normalized away; the modulation acts through its changes.
+
 With ``--aux-heads`` a Linear classifier on each modality's embedding adds
 ``aux_weight * sum_m CE_m`` to the loss, so every encoder also learns from its own
 unimodal loss (:mod:`.aux_heads`), which the fusion-scoped penalty cannot give it.
@@ -36,6 +43,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import torch
@@ -43,10 +51,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...attribution.hooks import EmbeddingView
+from ...distributed import all_reduce_sum
 from ...errors import UsageError
 from ..config import TrainConfig
 from ..differentiable import AttributionSpec, double_backward_attention, modality_scores, share_penalty, soft_shares
-from .base import Regularizer, StepOutput, fusion_parameters, register_regularizer
+from .base import Regularizer, StepOutput, encoder_parameters, fusion_parameters, register_regularizer
 
 if TYPE_CHECKING:
     from ...models.adapter import ModelAdapter
@@ -71,6 +80,10 @@ class AttributionRegularizer(Regularizer):
         self.scope = config.scope
         self._lambda = self.lambda_at(1)
         self._frozen_names: set[str] = set()
+        self.modulate = float(config.modulate)
+        self.coeffs: dict[str, float] = {m: 1.0 for m in self.modalities}
+        self._coeff_sums: dict[str, float] = {m: 0.0 for m in self.modalities}
+        self._coeff_steps = 0
 
     def needs_embeddings(self) -> str | None:
         return "-r attribution at --level embedding" if self.spec.level == "embedding" else super().needs_embeddings()
@@ -91,6 +104,8 @@ class AttributionRegularizer(Regularizer):
     def begin_epoch(self, epoch: int, rank: int = 0) -> None:
         super().begin_epoch(epoch, rank)
         self._lambda = self.lambda_at(epoch)
+        self._coeff_sums = {m: 0.0 for m in self.modalities}
+        self._coeff_steps = 0
 
     def lambda_at(self, epoch: int) -> float:
         warmup = self.config.lambda_warmup
@@ -150,12 +165,47 @@ class AttributionRegularizer(Regularizer):
         task = F.cross_entropy(logits.float(), labels)
         penalty, shares = self.penalty(adapter, inputs, labels, create_graph=lam > 0, embeddings=embeddings,
                                        logits=logits)
+        if self.modulate > 0:  # the shares of the whole (global) batch, so every rank scales alike
+            sums = all_reduce_sum(torch.cat([shares.detach().float().sum(0).cpu(),
+                                             torch.tensor([float(shares.shape[0])])]))
+            self.coeffs = self.coefficients(sums[:-1] / sums[-1].clamp_min(1.0))
         loss = task + lam * penalty if lam > 0 else task
         aux = self.aux_loss(embeddings if embeddings is not None else aux_embeddings or {}, labels)
         if aux is not None:
             loss = loss + aux
         return StepOutput(logits=logits, loss=loss, task_loss=task.detach(), penalty=penalty.detach(),
                           term=penalty if lam > 0 else None, shares=shares.detach().mean(0), aux=aux)
+
+
+    def coefficients(self, mean_shares: Tensor) -> dict[str, float]:
+        """``exp(modulate * (target - share))`` per modality, from the batch-mean shares ``(M,)``.
+
+        Example:
+            >>> cfg = TrainConfig(model="av-tiny", data="d", out="o", regularizer="attribution", modulate=2.0)
+            >>> c = AttributionRegularizer(cfg, ["audio", "visual"]).coefficients(torch.tensor([0.8, 0.2]))
+            >>> round(c["audio"], 4), round(c["visual"], 4)
+            (0.5488, 1.8221)
+        """
+        values = mean_shares.detach().float().cpu().tolist()
+        return {m: math.exp(self.modulate * (float(t) - float(s)))
+                for m, t, s in zip(self.modalities, self.target.tolist(), values)}
+
+    def after_backward(self, adapter: nn.Module) -> None:
+        if self.modulate <= 0:
+            return
+        for modality, params in encoder_parameters(adapter, self.embedding_view(adapter)).items():
+            coeff = self.coeffs.get(modality, 1.0)
+            self._coeff_sums[modality] += coeff
+            for p in params:
+                if p.grad is not None:
+                    p.grad.mul_(coeff)
+        self._coeff_steps += 1
+
+    def metrics(self) -> dict[str, float]:
+        """With ``--modulate``: each encoder's mean gradient scale this epoch (``c_audio``, ...)."""
+        if self.modulate <= 0 or not self._coeff_steps:
+            return {}
+        return {f"c_{m}": s / self._coeff_steps for m, s in self._coeff_sums.items()}
 
 
 class _Calling:
