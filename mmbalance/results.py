@@ -196,7 +196,7 @@ class AuditResult:
     modalities: list[str]
     accuracy: float
     methods: dict[str, MethodResult]
-    primary_method: str = "ig"
+    primary_method: str = ""  # "" = the first of ``methods`` (what audit() puts first)
     checkpoint: str | None = None
     model_args: dict[str, Any] = field(default_factory=dict)
     split: str | None = None
@@ -210,6 +210,10 @@ class AuditResult:
     extra: dict[str, Any] = field(default_factory=dict)
     warnings: list[dict[str, Any]] = field(default_factory=list)
     model_inputs: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.primary_method and self.methods:
+            object.__setattr__(self, "primary_method", next(iter(self.methods)))
 
     @property
     def primary(self) -> MethodResult:

@@ -52,12 +52,14 @@ def test_a_failed_check_exits_1_when_its_reader_is_gone(skewed):
 
 
 def test_a_failed_check_exits_1_when_printing_breaks_mid_table(skewed, monkeypatch):
-    from mmbalance.cli import cmd_check
+    import importlib
+
+    check_module = importlib.import_module("mmbalance.check")  # the package; `mmbalance.check` is the function
 
     def broken(*args, **kwargs):
         raise BrokenPipeError
 
-    monkeypatch.setattr(cmd_check, "to_table", broken)
+    monkeypatch.setattr(check_module, "to_table", broken)  # cmd_check imports it when the command runs
     res = CliRunner().invoke(app, ["check", "--audit", str(skewed), "--max-share", "0.7"])
     assert res.exit_code == 1, res.output
 

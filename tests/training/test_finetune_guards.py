@@ -51,7 +51,7 @@ def test_scripted_model_refuses_the_attribution_regularizer_and_ig(tmp_path: Pat
     assert "a TorchScript model cannot run finetune -r attribution" in line
     assert "--method ablation,permutation,shapley" in line
     audit = runner.invoke(app, ["audit", "-m", f"{TOYS}:build_scripted", "-d", DATA, "--modalities", "audio,visual",
-                                "--bootstrap", "0", "--steps", "2", "-q"])
+                                "--method", "ig", "--bootstrap", "0", "--steps", "2", "-q"])
     assert "a TorchScript model cannot run --method ig" in one_line_error(audit)
 
 
@@ -69,7 +69,8 @@ def test_audit_warns_when_outputs_are_probabilities(tmp_path: Path) -> None:
                                  "--bootstrap", "0", "--method", "ablation", "-q", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "warning: the model's outputs are probabilities" in result.stderr
-    assert [w["code"] for w in json.loads(out.read_text())["warnings"]] == ["probabilities"]
+    codes = [w["code"] for w in json.loads(out.read_text())["warnings"]]
+    assert [c for c in codes if c not in ("no_checkpoint", "near_chance")] == ["probabilities"]  # random toy weights
 
 
 def test_probabilities_test_is_exact_about_its_tolerance() -> None:
