@@ -11,31 +11,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import mmbalance
-from mmbalance.cli import app
+from finetune_cli import base_args as _base
+from finetune_cli import invoke_finetune as _invoke
+from finetune_cli import one_error_line as _one_error_line
 from mmbalance.errors import MMBalanceError, OutputError
 from mmbalance.training import TrainConfig, TrainingInterrupted, finetune
 from mmbalance.training.regularizers import PlainTraining
 from mmbalance.training.rundir import LOCK_FILE, RunLock
 
 REPO = Path(mmbalance.__file__).resolve().parents[1]
-
-
-def _invoke(*args: object):
-    return CliRunner().invoke(app, ["finetune", *[str(a) for a in args]], env={"COLUMNS": "300", "NO_COLOR": "1"})
-
-
-def _base(data: str, out: Path) -> list[str]:
-    return ["--model", "av-tiny", "--data", data, "--out", str(out), "--epochs", "1", "--batch-size", "16", "-q",
-            "--device", "cpu"]
-
-
-def _one_error_line(res) -> str:
-    lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
-    return " ".join(lines[0].split())
 
 
 def _snapshot(d: Path) -> dict[str, tuple[bytes, int]]:

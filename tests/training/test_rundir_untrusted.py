@@ -9,27 +9,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from mmbalance.cli import app
+from finetune_cli import base_args as _base
+from finetune_cli import invoke_finetune as _invoke
+from finetune_cli import one_error_line as _one_error_line
 from mmbalance.errors import OutputError
 from mmbalance.io import atomic_write_text, confined_to
 from mmbalance.training.rundir import LOCK_FILE, RunLock
-
-
-def _invoke(*args: object):
-    return CliRunner().invoke(app, ["finetune", *[str(a) for a in args]], env={"COLUMNS": "300", "NO_COLOR": "1"})
-
-
-def _base(data: str, out: Path) -> list[str]:
-    return ["--model", "av-tiny", "--data", data, "--out", str(out), "--epochs", "1", "--batch-size", "16", "-q",
-            "--device", "cpu"]
-
-
-def _one_error_line(res) -> str:
-    lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
-    return " ".join(lines[0].split())
 
 
 @pytest.fixture
