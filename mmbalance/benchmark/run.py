@@ -122,8 +122,9 @@ def bench(model: str, data: str, *, out: str | Path, methods: Sequence[str] = DE
     base.update(dict(train or {}))
     for plan in plans:  # fail on bad settings, and on methods the model cannot be trained with, before any training
         if plan.method != "ensemble":
-            _config(base, plan, out, seeds[0]).validate(modalities)
-            check_trainable(_config(base, plan, out, seeds[0]), what=f"bench method {plan.name!r}")
+            config = _config(base, plan, out, seeds[0])
+            config.validate(modalities)
+            check_trainable(config, what=f"bench method {plan.name!r}")
     test_sets: dict[tuple[str, ...], MultimodalDataset] = {}
 
     def test_set(mods: Sequence[str]) -> MultimodalDataset:
