@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from ..errors import UsageError
 from ..io import atomic_write_text
 from .robustness import robustness_markdown
-from .summary import BENCH_SCHEMA, bench_verdict
+from .summary import BENCH_SCHEMA, bench_verdict, measure_label
 
 __all__ = ["bench_markdown", "bench_scatter", "bench_table", "is_bench_file", "load_bench", "render_bench",
            "write_bench_html"]
@@ -101,7 +101,7 @@ def bench_markdown(doc: Mapping[str, Any]) -> str:
     """``bench.md``: what was run, the table, and how to read it."""
     lines = [f"# mmbalance bench: {doc['model']} on {doc['data']}", "",
              f"{len(doc['seeds'])} seed(s) ({', '.join(map(str, doc['seeds']))}), {doc['epochs']} epochs per run, "
-             f"accuracy and Integrated-Gradients shares on the `{doc['test_split']}` split (best-validation "
+             f"accuracy and input-level {measure_label(doc)} shares on the `{doc['test_split']}` split (best-validation "
              "checkpoint of each run).", "",
              "| " + " | ".join(_HEADERS) + " |", "|" + "|".join("---" for _ in _HEADERS) + "|"]
     lines += ["| " + " | ".join(cells) + " |" for cells in bench_table(doc)]
@@ -157,7 +157,7 @@ def write_bench_html(doc: Mapping[str, Any], folder: str | Path) -> Path:
         '<meta name="viewport" content="width=device-width, initial-scale=1">', f"<title>{e(title)}</title>",
         f"<style>\n{CSS}\n</style>", "</head>", "<body>", "<main>", f"<header><h1>{e(title)}</h1>",
         f'<p class="subtitle">{len(doc["seeds"])} seed(s), {doc["epochs"]} epochs per run, '
-        f'test split {e(doc["test_split"])}</p></header>',
+        f'test split {e(doc["test_split"])}, input-level {e(measure_label(doc))} shares</p></header>',
         '<section id="bench"><h2>Methods compared</h2>',
         f'<p class="verdict"><strong>Verdict:</strong> {e(bench_verdict(doc["table"]))}.</p>',
         f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>',

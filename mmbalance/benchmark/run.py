@@ -33,6 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
+from ..attribution import get_estimator_class
 from ..audit import audit
 from ..data import MultimodalDataset, iter_batches, load_dataset
 from ..device import resolve_device
@@ -49,7 +50,7 @@ from ..training.rundir import RunLock
 from .methods import DEFAULT_METHODS, RECOMMENDED, WARM_LR_FACTOR, WARM_METHODS, RunPlan, plan_runs
 from .render import bench_markdown, write_bench_html
 from .robustness import baseline_warnings, robustness
-from .summary import BENCH_SCHEMA, BenchRecord, bench_verdict, summarize
+from .summary import BENCH_SCHEMA, DEFAULT_MEASURE, BenchRecord, bench_verdict, record_measure, summarize
 
 __all__ = ["BENCH_SCHEMA", "BenchResult", "bench", "measure_step_seconds", "RESULT_FILE"]
 
@@ -89,14 +90,16 @@ def bench(model: str, data: str, *, out: str | Path, methods: Sequence[str] = DE
           seeds: Sequence[int] = (0, 1, 2), epochs: int = 10, lr: float = 1e-3, batch_size: int = 32,
           model_args: Mapping[str, Any] | None = None, device: str = "auto", test_split: str = "test",
           steps: int = 16, train: Mapping[str, Any] | None = None, progress: bool = True,
-          on_run: RunCallback | None = None, robust: bool = True) -> BenchResult:
+          on_run: RunCallback | None = None, robust: bool = True, measure: str = DEFAULT_MEASURE) -> BenchResult:
     """Train, audit and tabulate ``methods`` x ``seeds`` on ``data`` at ``epochs`` epochs each.
 
     ``train`` holds further :class:`~mmbalance.training.TrainConfig` fields shared by every
     method (e.g. ``{"lambda_": 3.0}``); a method's own settings override them. ``on_run(run,
     seed, status)`` is told ``"done"`` (already finished), ``"trained"`` or ``"resumed"``.
-    Accuracy and shares are measured on ``test_split`` with Integrated Gradients
-    (``steps`` steps) at the input level, targeting the predicted class. With ``robust``
+    Accuracy and shares are measured on ``test_split`` with ``measure`` at the input level
+    (default: the audit's primary measure, exact Shapley values of modality removal; ``ig``
+    takes ``steps`` steps), targeting the predicted class. A finished run audited with another
+    measure is re-audited, not retrained. With ``robust``
     each run's test accuracy is also measured with each modality zeroed and noise-corrupted
     (:mod:`.robustness`). ``methods`` may name ``recommended`` (:data:`~.methods.RECOMMENDED`).
     """
@@ -109,6 +112,7 @@ def bench(model: str, data: str, *, out: str | Path, methods: Sequence[str] = DE
     if not seeds:
         raise UsageError("--seeds must be at least 1")
     check_int("--steps", steps, 1, 1_000_000)
+    get_estimator_class(measure)  # an unknown --measure fails before any work
     check_output_dir(out, what="--out")  # every target before any work
     with confined_to(out):
         for name in ("bench.json", "bench.md"):
@@ -147,13 +151,14 @@ def bench(model: str, data: str, *, out: str | Path, methods: Sequence[str] = DE
             else:
                 Bar().print(eta_line(todo, epochs, per_epoch, step))
         return _bench_runs(model, data, out, plans, len(trains), seeds, base, modalities, test_set, device, steps,
-                           epochs, test_split, progress, on_run, robust)
+                           epochs, test_split, progress, on_run, robust, measure)
 
 
 def _bench_runs(model: str, data: str, out: Path, plans: Sequence[RunPlan], n_trained: int, seeds: list[int],
                 base: Mapping[str, Any], modalities: list[str],
                 test_set: Callable[[Sequence[str]], MultimodalDataset], device: str, steps: int, epochs: int,
-                test_split: str, progress: bool, on_run: RunCallback | None, robust: bool) -> BenchResult:
+                test_split: str, progress: bool, on_run: RunCallback | None, robust: bool,
+                measure: str) -> BenchResult:
     records: list[BenchRecord] = []
     trained: list[str] = []
     with progress_bar("bench", total=n_trained * len(seeds) * epochs, unit="epochs", enabled=progress) as bar:
@@ -169,7 +174,7 @@ def _bench_runs(model: str, data: str, out: Path, plans: Sequence[RunPlan], n_tr
                     bar(1)
 
                 record, status = _run_one(plan, run_dir, base, seed, done, modalities, test_set, device, steps,
-                                          out, on_epoch_end=epoch_done, robust=robust)
+                                          out, on_epoch_end=epoch_done, robust=robust, measure=measure)
                 if plan.method != "ensemble":
                     bar(max(0, epochs - counted[0]))  # finished earlier, stopped early or resumed
                 if status != "done":
@@ -182,7 +187,8 @@ def _bench_runs(model: str, data: str, out: Path, plans: Sequence[RunPlan], n_tr
                     on_run(plan.name, seed, status)
     table = summarize(records)
     doc = {"schema": BENCH_SCHEMA, "model": model, "data": data, "epochs": epochs, "seeds": seeds,
-           "test_split": test_split, "modalities": modalities, "methods": [p.name for p in plans],
+           "test_split": test_split, "measure": measure, "modalities": modalities,
+           "methods": [p.name for p in plans],
            "settings": {p.name: p.overrides for p in plans},
            "records": [r.to_dict() for r in records], "table": table, "verdict": bench_verdict(table)}
     doc["recommended"] = RECOMMENDED
@@ -348,14 +354,17 @@ def read_record(path: Path) -> BenchRecord:
 def _run_one(plan: RunPlan, run_dir: Path, base: Mapping[str, Any], seed: int, done: Mapping[str, BenchRecord],
              modalities: Sequence[str], test_set: Callable[[Sequence[str]], MultimodalDataset], device: str,
              steps: int, out: Path, on_epoch_end: Callable[[Mapping[str, Any]], None] | None = None,
-             robust: bool = True) -> tuple[BenchRecord, str]:
+             robust: bool = True, measure: str = DEFAULT_MEASURE) -> tuple[BenchRecord, str]:
     if plan.method != "ensemble":
         _check_same_settings(run_dir, _config(base, plan, out, seed))
     result_path = run_dir / RESULT_FILE
     if result_path.is_file() or result_path.is_symlink():
         if result_path.is_symlink() or not result_path.is_file():
             raise _damaged(result_path, "it is a link, not the file bench wrote")
-        return read_record(result_path), "done"
+        cached = read_record(result_path)
+        if record_measure(cached) == measure:
+            return cached, "done"
+        # audited with another measure (e.g. a bench of an earlier version): audit again, never retrain
     status = "trained"
     audit_extra: dict[str, Any] = {}
     if plan.method == "ensemble":
@@ -390,10 +399,10 @@ def _run_one(plan: RunPlan, run_dir: Path, base: Mapping[str, Any], seed: int, d
         ckpt = run_dir / "best.pt"
         seconds = _median_seconds(run_dir, "train_seconds") or _median_seconds(run_dir, "epoch_seconds")
         epoch_seconds = _median_seconds(run_dir, "epoch_seconds")
-    report = audit(spec, test_set(mods), checkpoint=str(ckpt), model_args=args, methods=["ig"], steps=steps,
+    report = audit(spec, test_set(mods), checkpoint=str(ckpt), model_args=args, methods=[measure], steps=steps,
                    bootstrap=0, progress=False, device=device, **audit_extra)
     shares = {m: float(report.shares.get(m, 0.0)) for m in modalities}
-    extra: dict[str, Any] = {"epoch_seconds": epoch_seconds}
+    extra: dict[str, Any] = {"epoch_seconds": epoch_seconds, "measure": measure}
     if robust:
         extra["robustness"] = robustness(spec, test_set(mods), checkpoint=str(ckpt), model_args=args,
                                          modalities=modalities, device=device, seed=seed)

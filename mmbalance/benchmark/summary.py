@@ -21,11 +21,28 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
-from ..results import imbalance_figures
+from ..results import DEFAULT_METHODS, imbalance_figures
 
-__all__ = ["BENCH_SCHEMA", "BenchRecord", "bench_verdict", "share_variance", "summarize"]
+__all__ = ["BENCH_SCHEMA", "DEFAULT_MEASURE", "MEASURE_NAMES", "BenchRecord", "bench_verdict", "measure_label",
+           "record_measure", "share_variance", "summarize"]
 
 BENCH_SCHEMA = "mmbalance.bench/1"
+#: how bench measures each run's shares: the audit's primary measure (exact Shapley values of modality removal)
+DEFAULT_MEASURE = DEFAULT_METHODS[0]
+#: readable names of the measures, for bench.md and its HTML page
+MEASURE_NAMES = {"shapley": "Shapley (modality removal)", "ablation": "ablation", "ig": "Integrated-Gradients",
+                 "gradxinput": "gradient × input", "permutation": "permutation"}
+
+
+def record_measure(record: "BenchRecord") -> str:
+    """The measure a run's shares were taken with; records of benches before 0.x had no field and used IG."""
+    return str(record.extra.get("measure", "ig"))
+
+
+def measure_label(doc: Mapping[str, Any]) -> str:
+    """What ``bench.json``'s shares are, in words (files written before the field existed hold IG shares)."""
+    name = str(doc.get("measure", "ig"))
+    return MEASURE_NAMES.get(name, name)
 
 
 def share_variance(shares: Mapping[str, float]) -> float:

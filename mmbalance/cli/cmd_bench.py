@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from ..errors import UsageError
 from ..limits import MAX_BENCH_SEEDS
-from ._defaults import BENCH_METHODS
+from ._defaults import AUDIT_METHODS, BENCH_METHODS
 from ._options import (BatchSizeOpt, CallOpt, DataOpt, DeviceOpt, ModelArgOpt, ModelOpt, PassThroughOpt, QuietOpt,
                        output_dir, split_list)
 from .app import EXIT_INTERRUPTED, app, stderr_console, stdout_console
@@ -29,7 +29,8 @@ def bench_command(
     test_split: Annotated[str, typer.Option("--test-split", help="Split on which accuracy and shares are measured.")] = "test",
     val_split: Annotated[str, typer.Option("--val-split", help="Split that picks each run's best epoch.")] = "val",
     val_fraction: Annotated[Optional[float], typer.Option("--val-fraction", help="Instead of --val-split: hold out this fraction of the training split (seeded, stratified).")] = None,
-    steps: Annotated[int, typer.Option("--steps", min=1, help="Integrated Gradients steps of each audit.")] = 16,
+    measure: Annotated[str, typer.Option("--measure", help="How each run's shares are measured: shapley (the audit's default), ablation or ig.")] = AUDIT_METHODS[0],
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Integrated Gradients steps of each audit (--measure ig).")] = 16,
     lambda_: Annotated[float, typer.Option("--lambda", help="Attribution methods: weight of the penalty.")] = 1.0,
     target: Annotated[str, typer.Option("--target", help="Attribution methods: target shares, equal or audio=0.3,visual=0.7.")] = "equal",
     robustness: Annotated[bool, typer.Option("--robustness/--no-robustness", help="Also measure each run's test accuracy with each modality zeroed and noise-corrupted.")] = True,
@@ -60,7 +61,7 @@ def bench_command(
     try:
         result = bench(model, data, out=out, methods=names, seeds=range(seeds), epochs=epochs, lr=lr,
                        batch_size=batch_size, model_args=parse_model_args(model_arg or []), device=device,
-                       test_split=test_split, steps=steps, progress=not quiet, robust=robustness,
+                       test_split=test_split, steps=steps, progress=not quiet, robust=robustness, measure=measure,
                        train={"lambda_": lambda_, "target": target, "val_split": val_split,
                               "val_fraction": val_fraction,
                               "embedding_layers": parse_embedding_layers(embedding_layer),

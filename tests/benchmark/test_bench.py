@@ -171,3 +171,36 @@ def test_baseline_below_the_best_unimodal_model_is_warned():
     lines = baseline_warnings(table)
     assert len(lines) == 1 and lines[0].startswith("ogm-ge (20.0%) is below") and "unimodal-visual (80.0%)" in lines[0]
     assert baseline_warnings({"plain": {"accuracy_mean": 0.1}}) == []
+
+
+def test_shares_are_the_audits_primary_measure_and_an_old_ig_result_is_reaudited(tmp_path):
+    from mmbalance.audit import audit
+    from mmbalance.data import load_dataset
+
+    out = tmp_path / "b"
+    first = bench("av-tiny", DATA, out=out, methods=["plain"], seeds=[0], robust=False, **FAST)
+    doc = json.loads((out / "bench.json").read_text())
+    assert doc["measure"] == "shapley" and first.records[0].extra["measure"] == "shapley"
+    assert "input-level Shapley (modality removal) shares" in (out / "bench.md").read_text()
+    run_dir = out / "runs" / "plain" / "seed0"
+    direct = audit("av-tiny", load_dataset(DATA, split="test"), checkpoint=str(run_dir / "best.pt"),
+                   methods=["shapley"], bootstrap=0, progress=False, device="cpu")
+    # the same estimator on the same checkpoint and data: equal up to float32 summation order
+    assert first.records[0].shares == pytest.approx(direct.shares, abs=1e-6)
+    # a result written by an earlier bench (no measure: IG) is audited again, and the model is not retrained
+    result = run_dir / "bench_result.json"
+    old = json.loads(result.read_text())
+    old["extra"].pop("measure")
+    old["shares"] = {"audio": 0.99, "visual": 0.01}
+    result.write_text(json.dumps(old))
+    weights = (run_dir / "best.pt").stat().st_mtime_ns
+    statuses = []
+    again = bench("av-tiny", DATA, out=out, methods=["plain"], seeds=[0], robust=False,
+                  on_run=lambda run, seed, status: statuses.append(status), **FAST)
+    assert statuses == ["audited"] and (run_dir / "best.pt").stat().st_mtime_ns == weights
+    assert again.records[0].shares == pytest.approx(first.records[0].shares, abs=1e-6)
+    ig = bench("av-tiny", DATA, out=out, methods=["plain"], seeds=[0], robust=False, measure="ig", **FAST)
+    assert ig.records[0].extra["measure"] == "ig"
+    assert "Integrated-Gradients" in (out / "bench.md").read_text()
+    with pytest.raises(UsageError):
+        bench("av-tiny", DATA, out=out, methods=["plain"], seeds=[0], measure="nope", **FAST)
