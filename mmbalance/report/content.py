@@ -205,6 +205,10 @@ def assemble_report(audits: Sequence[AuditResult], *, labels: Sequence[str] | No
     suffixes = _unique_slugs(names) if multi else [""] * len(audits)
 
     summary_blocks: list[Block] = []
+    head_probe = probe_sentence(probe_rows(head))
+    if head_probe:
+        summary_blocks.append(Paragraph(f"Encoder probe{f' ({names[-1]})' if multi else ''}: "
+                                        f"{head_probe[0].lower()}{head_probe[1:]}"))
     if multi:
         summary_blocks.append(Paragraph(f"The numbers above are for {names[-1]}, the last audit. All audits:"))
         summary_blocks.append(_audits_table(audits, names))
@@ -398,9 +402,120 @@ def _audit_sections(audit: AuditResult, name: str, suffix: str, colors: Mapping[
             blocks.append(table)
         sections.append(Section(f"agreement{key}", f"Estimator agreement{tag}", blocks, short=nav("agreement")))
 
+    rows = probe_rows(audit)
+    if rows:
+        sections.append(Section(f"probe{key}", f"Encoder probe{tag}", probe_blocks(rows), short=nav("probe")))
+
     # the details section must stay last: assemble_report moves it to the end of the report
     sections.append(Section(f"details{key}", f"Audit details{tag}", [details_table(audit)], short=nav("details")))
     return sections
+
+
+# -- encoder probe (audit --probe) ------------------------------------------------------
+@dataclass(frozen=True)
+class ProbeRow:
+    """One modality of an audit's encoder probe (``extra.probe``); ``None`` where the JSON has no number."""
+
+    modality: str
+    accuracy: float | None
+    unimodal_accuracy: float | None
+    gap: float | None
+
+
+def probe_rows(audit: AuditResult) -> list[ProbeRow]:
+    """The encoder probe of ``audit --probe`` per modality, in the JSON's order; ``[]`` without one.
+
+    Entries that are not objects, or carry none of ``accuracy``, ``unimodal_accuracy`` and
+    ``gap`` as a finite number, are skipped; every number is read from the JSON as it is.
+
+    Example:
+        >>> row = {"accuracy": 0.41, "unimodal_accuracy": 0.483, "gap": -0.073}
+        >>> r = AuditResult(model="m", data="d", n_samples=8, modalities=["visual"], accuracy=0.9,
+        ...                 methods={}, extra={"probe": {"visual": row}})
+        >>> probe_rows(r)
+        [ProbeRow(modality='visual', accuracy=0.41, unimodal_accuracy=0.483, gap=-0.073)]
+    """
+    probe = audit.extra.get("probe") if isinstance(audit.extra, Mapping) else None
+    if not isinstance(probe, Mapping):
+        return []
+    rows = []
+    for modality, entry in probe.items():
+        if not isinstance(entry, Mapping):
+            continue
+        values = [_number(entry.get(k)) for k in ("accuracy", "unimodal_accuracy", "gap")]
+        if any(v is not None for v in values):
+            rows.append(ProbeRow(str(modality), *values))
+    return rows
+
+
+def probe_sentence(rows: Sequence[ProbeRow]) -> str:
+    """One sentence naming the weakest encoder ("" without rows).
+
+    With unimodal runs, the weakest is the encoder furthest below its unimodal counterpart
+    (smallest gap); without, the one with the lowest probe accuracy.
+
+    Example:
+        >>> probe_sentence([ProbeRow("visual", 0.41, 0.483, -0.073)])
+        'The visual encoder is 7.3 points below its unimodal counterpart (41.0% against 48.3%).'
+    """
+    compared = [r for r in rows if r.gap is not None]
+    if compared:
+        weak = min(compared, key=lambda r: r.gap if r.gap is not None else 0.0)
+        gap = weak.gap if weak.gap is not None else 0.0
+        points = f"{abs(gap) * 100:.1f} points"
+        against = f"({pct(weak.accuracy)} against {pct(weak.unimodal_accuracy)})"
+        if gap < 0:
+            tail = f", the largest shortfall of the {len(compared)} encoders compared" if len(compared) > 1 else ""
+            return f"The {weak.modality} encoder is {points} below its unimodal counterpart {against}{tail}."
+        if len(compared) > 1:
+            return (f"No encoder reads below its unimodal counterpart; the closest is the {weak.modality} encoder, "
+                    f"{points} above it {against}.")
+        return f"The {weak.modality} encoder is {points} above its unimodal counterpart {against}."
+    read = [r for r in rows if r.accuracy is not None]
+    if not read:
+        return ""
+    weak = min(read, key=lambda r: r.accuracy if r.accuracy is not None else 0.0)
+    others = ", ".join(f"{r.modality} {pct(r.accuracy)}" for r in read if r is not weak)
+    text = f"The {weak.modality} encoder reads lowest: {pct(weak.accuracy)} probe accuracy (against {others})" \
+        if others else f"The {weak.modality} encoder reads {pct(weak.accuracy)} probe accuracy"
+    return text + "; no unimodal run was given to compare with (`--probe-unimodal`)."
+
+
+def probe_blocks(rows: Sequence[ProbeRow]) -> list[Block]:
+    """The probe section's content: what was measured, the sentence, and a table per modality.
+
+    Example:
+        >>> [type(b).__name__ for b in probe_blocks([ProbeRow("visual", 0.41, 0.483, -0.073)])]
+        ['Paragraph', 'Table', 'Paragraph']
+    """
+    blocks: list[Block] = []
+    sentence = probe_sentence(rows)
+    if sentence:
+        blocks.append(Paragraph(sentence))
+    blocks.append(probe_table(rows))
+    blocks.append(Paragraph("A linear probe (multinomial logistic regression) on each modality's frozen embedding, "
+                            "fitted on the training split and scored on the audited split: how much each encoder "
+                            "learnt, whatever the fusion makes of it. Gap: this model's encoder minus the unimodal "
+                            "run's, in percentage points (`mmbalance audit --probe --probe-unimodal`).", kind="note"))
+    return blocks
+
+
+def probe_table(rows: Sequence[ProbeRow]) -> Table:
+    """Modality, probe accuracy and, when any unimodal run was probed, its accuracy and the gap.
+
+    Example:
+        >>> probe_table([ProbeRow("visual", 0.41, 0.483, -0.073)]).rows
+        [['visual', '41.0%', '48.3%', '−7.3 pp']]
+    """
+    unimodal = any(r.unimodal_accuracy is not None or r.gap is not None for r in rows)
+    heads = ["modality", "probe accuracy"] + (["unimodal probe accuracy", "gap"] if unimodal else [])
+    body = [[r.modality, pct(r.accuracy)] + ([pct(r.unimodal_accuracy), pp(r.gap)] if unimodal else [])
+            for r in rows]
+    return Table(heads, body, [False] + [True] * (len(heads) - 1))
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if _finite(value) else None
 
 
 def shares_table(audit: AuditResult, methods: Sequence[str] | None = None) -> Table:
