@@ -255,8 +255,10 @@ def _unique_slugs(names: Sequence[str]) -> list[str]:
 def _cards(audit: AuditResult, summary: Summary) -> list[Card]:
     dom = summary.dominant or "—"
     share = audit.shares.get(summary.dominant) if summary.dominant else None
+    # a balanced (or inconclusive) model has a largest share but no dominant modality
+    title = "dominant modality" if summary.status == "dominant" else "largest share"
     return [
-        Card("dominant modality", dom, f"{pct(share, 0)} of the attribution ({summary.method})"),
+        Card(title, dom, f"{pct(share, 0)} of the attribution ({summary.method})"),
         Card("accuracy", pct(summary.accuracy), f"top-1 on {summary.n_samples} samples"),
         Card("max share", pct(summary.max_share), f"equal would be {pct(1 / max(len(audit.shares), 1), 0)}"),
         Card("share variance", num(summary.share_variance, 4), "0 = equal shares"),
@@ -319,8 +321,9 @@ def comparison_table(comp: AuditComparison) -> Table:
     rows.append(["share variance", num(imb["share_variance"].before, 4), num(imb["share_variance"].after, 4),
                  signed(imb["share_variance"].delta, 4)])
     rows.append(["entropy", num(imb["entropy"].before), num(imb["entropy"].after), signed(imb["entropy"].delta)])
-    rows.append(["dominant modality", comp.dominant_before or "—", comp.dominant_after or "—",
+    rows.append(["largest share", comp.dominant_before or "—", comp.dominant_after or "—",
                  "changed" if comp.dominance_changed else "same"])
+    rows.append(["balanced", "yes" if comp.balanced_before else "no", "yes" if comp.balanced_after else "no", ""])
     return Table(["figure", comp.before_label, comp.after_label, "change"], rows, [False, True, True, True])
 
 

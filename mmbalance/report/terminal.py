@@ -60,7 +60,7 @@ def comparison_table(comp: AuditComparison) -> Table:
                   _styled(signed(imb["share_variance"].delta, 4), _direction(imb["share_variance"], False)))
     table.add_row("entropy", num(imb["entropy"].before), num(imb["entropy"].after),
                   _styled(signed(imb["entropy"].delta), _direction(imb["entropy"], True)))
-    table.add_row("dominant modality", escape(comp.dominant_before or "—"), escape(comp.dominant_after or "—"),
+    table.add_row("largest share", escape(comp.dominant_before or "—"), escape(comp.dominant_after or "—"),
                   "changed" if comp.dominance_changed else "same")
     table.add_row("balanced", "yes" if comp.balanced_before else "no", "yes" if comp.balanced_after else "no", "")
     if comp.notes:

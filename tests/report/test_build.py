@@ -93,8 +93,11 @@ def test_html_summary_comes_first(full_report):
     text = full_report.html.read_text(encoding="utf-8")
     verdict = text.index("balanced: the largest share is audio with 56%")
     assert verdict < text.index("<img")
-    for figure in ("accuracy", "max share", "share variance", "entropy", "dominant modality"):
+    for figure in ("accuracy", "max share", "share variance", "entropy", "largest share"):
         assert figure in text
+    # balanced: the card names the largest share, not a dominant modality
+    assert '<div class="label">largest share</div>' in text
+    assert '<div class="label">dominant modality</div>' not in text
     assert text.index("61.0%") < text.index("<img")  # key numbers before the plots
     assert "max-width" in text and "width: 100%" in text  # readable on a phone
 

@@ -47,6 +47,9 @@ def test_report(audits, metrics, tmp_path):
     assert "balanced: the largest share is audio with 56%" in result.stdout
     assert f"wrote {out / 'report.html'}" in result.stdout
     assert (out / "report.html").is_file() and (out / "report.md").is_file() and (out / "comparison.png").is_file()
+    md = (out / "report.md").read_text()
+    # the balanced run has a largest share (audio), not a "dominant modality"
+    assert "| largest share | audio | audio | same |" in md and "| balanced | no | yes |  |" in md
     html = (out / "report.html").read_text()
     assert "plain → balanced" in html and "Training" in html
 
