@@ -172,7 +172,9 @@ def bench_verdict(table: Mapping[str, Mapping[str, Any]]) -> str:
         parts = []
         deltas = [d for d in row.get("delta_best_unimodal") or [] if d is not None]
         if deltas:
-            parts.append(f"{_points(_mean(deltas))} over the best unimodal model")
+            gain = _mean(deltas)
+            parts.append(f"{_points(gain)} over the best unimodal model" if gain >= 0
+                         else f"{100 * -gain:.1f} pts below the best unimodal model")
         cut = row.get("variance_cut")
         if cut is not None and math.isfinite(cut):
             parts.append(f"{cut:.0%} variance cut")

@@ -80,3 +80,11 @@ def test_cli_prints_the_eta_first_status_lines_per_run_and_the_verdict_last(tmp_
     assert err[1].startswith("plain seed 0: trained (test accuracy ")
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("on this data, plain is best:") and last.endswith("called ties")
+
+
+def test_a_winner_below_the_best_unimodal_model_is_said_to_be_below():
+    # every fused method is under unimodal-a (0.80, 0.82): gblend 0.70/0.72 is 10 pts below, not "-10.0 pts over"
+    table = summarize(_records((0.70, 0.72), plain_accs=(0.50, 0.52), uni_accs=(0.80, 0.82)))
+    line = bench_verdict(table)
+    assert line.startswith("on this data, gblend is best: 10.0 pts below the best unimodal model")
+    assert "over the best" not in line
