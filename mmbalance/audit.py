@@ -424,7 +424,11 @@ def decoding_warning(data: str | os.PathLike[str] | MultimodalDataset,
     from .media.provenance import decoding_mismatch  # noqa: PLC0415 - the media package, only when it can apply
 
     message = decoding_mismatch(data, checkpoint)
-    return audit_warning("decoding", message) if message is not None else None
+    if message is None:
+        return None
+    return audit_warning("decoding", f"{message}; the model was trained on inputs decoded otherwise, so what it "
+                                     f"does here may not be what it does on its own inputs: decode as its training "
+                                     f"data was")
 
 
 def _source_modalities(data: str | MultimodalDataset, split: str | None) -> tuple[str, ...]:

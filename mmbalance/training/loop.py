@@ -301,6 +301,14 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
         restore_rng(state["rng"])
     chance, check_at = chance_accuracy(val_set), chance_check_epoch(config.epochs)
     messages: list[str] = list(state.get("warnings", [])) if state else []
+    if state is None and config.checkpoint and main:
+        from ..media.provenance import decoding_mismatch  # noqa: PLC0415 - the media package, only when it can apply
+
+        mismatch = decoding_mismatch(config.data, config.checkpoint)
+        if mismatch is not None:  # fine-tuning on media decoded otherwise: fine when meant, a slip when not
+            messages.append(f"{mismatch}; --checkpoint was trained on inputs decoded otherwise: decode as its "
+                            f"training data was, unless the change is meant")
+            warnings.warn(messages[-1], TrainingWarning, stacklevel=2)
     last_epoch = stopped_epoch or config.epochs
     run_info = {"config": config.to_dict(), "classes": list(train_set.classes), "modalities": list(modalities)}
     if passed:

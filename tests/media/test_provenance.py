@@ -63,8 +63,7 @@ def test_training_decoding_reads_run_json_beside_the_checkpoint(tmp_path: Path) 
     found = training_decoding(run / "best.pt")
     assert found is not None and found.options.frames == 3
     line = decoding_mismatch("clips.csv?frames=5", run / "best.pt")
-    assert line is not None and line.startswith(
-        "decoding differs from the training data's options (clips.csv?frames=3): frames 5 here, 3 there; ")
+    assert line == "decoding differs from the training data's options (clips.csv?frames=3): frames 5 here, 3 there"
     assert decoding_mismatch("clips.csv?frames=3", run / "best.pt") is None
     assert decoding_warning("clips.csv?frames=5", run / "best.pt")["code"] == "decoding"  # type: ignore[index]
     assert decoding_warning("clips.csv?frames=5", None) is None
@@ -117,3 +116,16 @@ def test_audit_warns_about_its_own_decoding_flags(trained: dict[str, Path]) -> N
     assert ": n_mels 8 here, 16 there; the model was trained" in warning["message"]
     same, _ = audit_json(str(trained["manifest"]), trained["checkpoint"], *TINY_ARGS)
     assert "decoding" not in [w["code"] for w in same["warnings"]]
+
+
+def test_finetune_from_a_checkpoint_warns_about_media_decoded_otherwise(trained: dict[str, Path]) -> None:
+    run = trained["A"].parent / "again"
+    result = runner.invoke(app, ["finetune", "-m", "av-tiny", "-c", str(trained["checkpoint"]), "-d", str(trained["B"]),
+                                 "-o", str(run), "--epochs", "1", "--batch-size", "2", "--device", "cpu", "-q"])
+    assert result.exit_code == 0, result.output
+    expected = "frames 3 here, 2 there; size 24 here, 32 there; --checkpoint was trained on inputs decoded otherwise"
+    assert flat(result.stderr).count(expected) == 1, result.stderr
+    assert [w for w in json.loads((run / "run.json").read_text())["warnings"] if expected in w]
+    same = runner.invoke(app, ["finetune", "-m", "av-tiny", "-c", str(trained["checkpoint"]), "-d", str(trained["A"]),
+                               "-o", str(run), "--force", "--epochs", "1", "--batch-size", "2", "--device", "cpu", "-q"])
+    assert same.exit_code == 0 and "decoding differs" not in same.stderr, same.output
