@@ -40,7 +40,8 @@ from ..data import IndexedDataset, MultimodalDataset, iter_batches, load_dataset
 from ..device import resolve_device
 from ..distributed import all_reduce_sum, barrier, init_distributed, shutdown_distributed
 from ..errors import DataError, MMBalanceWarning, TrainingError, UsageError
-from ..guards import ConstantMonitor, check_compiled, check_training_outputs, compiled_kind, constant_embedding_training_warning
+from ..guards import (ConstantMonitor, check_compiled, check_training_outputs, compiled_kind,
+                      constant_embedding_training_warning)
 from ..io import atomic_write_json, atomic_write_text, check_output_dir, confined_to
 from ..models import ModelAdapter, load_model, save_state_dict
 from ..models.binding import fit_to_model, split_pass_through
