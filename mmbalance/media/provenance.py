@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MMBalanceError
+from .dataset import is_media_source
 from .options import DecodeOptions, split_source
+from .prepare import SUMMARY_FILE
 
 __all__ = ["DataDecoding", "source_decoding", "training_decoding", "decoding_differences", "describe_differences",
            "decoding_mismatch"]
 
-SUMMARY_FILE = "prepare.json"  # mmbalance.media.prepare.SUMMARY_FILE (that module imports torch)
-RUN_FILE = "run.json"  # mmbalance.training.resume.RUN_FILE
+RUN_FILE = "run.json"  # mmbalance.training.resume.RUN_FILE (media does not import training)
 _MAX_JSON_BYTES = 16 << 20  # a prepare.json lists skipped clips; more than this is not one
 
 
@@ -53,8 +54,6 @@ def source_decoding(source: str | os.PathLike[str]) -> DataDecoding | None:
         >>> source_decoding("synthetic:av-dominance") is None
         True
     """
-    from .dataset import is_media_source  # noqa: PLC0415 - imports torch
-
     text = os.fspath(source).strip()
     if not text:
         return None
