@@ -129,3 +129,12 @@ def test_finetune_from_a_checkpoint_warns_about_media_decoded_otherwise(trained:
     same = runner.invoke(app, ["finetune", "-m", "av-tiny", "-c", str(trained["checkpoint"]), "-d", str(trained["A"]),
                                "-o", str(run), "--force", "--epochs", "1", "--batch-size", "2", "--device", "cpu", "-q"])
     assert same.exit_code == 0 and "decoding differs" not in same.stderr, same.output
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    from mmbalance.media import provenance
+
+    result = doctest.testmod(provenance)
+    assert result.attempted > 0 and result.failed == 0
