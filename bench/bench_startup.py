@@ -1,8 +1,8 @@
 """CLI start-up: wall-clock seconds of ``mmbalance --help``, ``models``, an argument error and ``import torch``.
 
 Each command runs in a fresh interpreter (``python -m mmbalance ...``), ``--repeats`` times; the median is
-reported. The target is under 1 s for ``--help`` and argument errors (torch is imported only once a command
-runs, see mmbalance/cli/_defaults.py). Writes the "CLI start-up" section of ``docs/performance.md``.
+reported. The target is under 1 s for ``--help``, argument errors and ``models`` (torch is imported only once a
+command runs; ``models`` lists the built-ins from literals; see mmbalance/cli/_defaults.py). Writes the "CLI start-up" section of ``docs/performance.md``.
 
 Usage::
 
@@ -61,8 +61,9 @@ def run(repeats: int) -> str:
     return "\n".join([
         f"## {SECTION}", "",
         f"`python bench/bench_startup.py` ({datetime.date.today()}): each command in a fresh interpreter, "
-        f"{repeats} runs after one warm-up; wall clock and CPU time (user + system, which other jobs' load barely changes) in seconds. `--help` and argument errors import neither "
-        "torch nor matplotlib (tests/cli/test_startup.py asserts it); a command that runs imports them then.", "",
+        f"{repeats} runs after one warm-up; wall clock and CPU time (user + system, which other jobs' load barely changes) in seconds. `--help`, argument errors and `models` "
+        "(the built-ins, listed from literals) import neither torch nor matplotlib (tests/cli/test_startup.py "
+        "asserts it); a command that runs imports them then.", "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}. Load average {load_before:.1f} before and {load_after:.1f} after "
         "(other jobs shared the CPUs).", "",

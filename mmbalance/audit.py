@@ -41,7 +41,7 @@ from .guards import (ConstantMonitor, check_finite, check_gradients_flow, check_
                      check_width_follows_classes, completeness_warning,
                      constant_embedding_warning, gradient_estimators, near_chance_warning, no_checkpoint_warning,
                      randomisation_warning, unaudited_inputs)
-from .guards import FORWARD_ONLY_ESTIMATORS, check_compiled, compiled_kind, probabilities_warning
+from .guards import FORWARD_ONLY_ESTIMATORS, audit_warning, check_compiled, compiled_kind, probabilities_warning
 from .io import check_output_file
 from .limits import MAX_BATCH_SIZE, MAX_LIMIT, MAX_SEED, MAX_STEPS, check_int
 from .models import ModelAdapter, load_model
@@ -289,7 +289,8 @@ def audit(
                           modalities=dataset.modalities, output=output, device="cpu", call=call, pass_through=passed)
 
     for extra_warning in (no_checkpoint_warning(adapter, model, checkpoint, rebuild),
-                          near_chance_warning(accuracy, dataset.num_classes, n)):
+                          near_chance_warning(accuracy, dataset.num_classes, n),
+                          decoding_warning(data, checkpoint)):
         if extra_warning is not None:
             warnings.append(extra_warning)
     passed_through = set(getattr(adapter, "pass_through", None) or ())  # given to forward, never audited
@@ -405,6 +406,29 @@ def plan_spaces(adapter: ModelAdapter, dataset: MultimodalDataset, estimators: S
         return {}
     probe = next(iter_batches(dataset, batch_size=min(2, len(dataset)))).to(device)
     return {lvl: plan_space(adapter, lvl, {**probe.inputs, **probe.extra}, layers, pad_id) for lvl in levels}
+
+
+def decoding_warning(data: str | os.PathLike[str] | MultimodalDataset,
+                     checkpoint: str | os.PathLike[str] | None) -> dict[str, Any] | None:
+    """A ``decoding`` warning when ``data`` is media decoded otherwise than the data ``checkpoint`` was trained on.
+
+    The training data is the ``data`` of the ``run.json`` beside the checkpoint; the options on each side come from
+    a media source's query string or a prepared folder's ``prepare.json`` (see :mod:`mmbalance.media.provenance`).
+
+    Example:
+        >>> decoding_warning("synthetic:av-dominance", "runs/p/best.pt") is None
+        True
+    """
+    if checkpoint is None or not isinstance(data, (str, os.PathLike)):
+        return None
+    from .media.provenance import decoding_mismatch  # noqa: PLC0415 - the media package, only when it can apply
+
+    message = decoding_mismatch(data, checkpoint)
+    if message is None:
+        return None
+    return audit_warning("decoding", f"{message}; the model was trained on inputs decoded otherwise, so what it "
+                                     f"does here may not be what it does on its own inputs: decode as its training "
+                                     f"data was")
 
 
 def _source_modalities(data: str | MultimodalDataset, split: str | None) -> tuple[str, ...]:

@@ -10,7 +10,8 @@ audit prints under its table and stores in the JSON's ``warnings`` list.
 * :func:`check_gradients_flow` — gradients that are all zero while ablating a modality changes the
   logits (a forward under ``torch.no_grad()``, detached tensors);
 * :class:`ConstantMonitor` / :func:`constant_embedding_warning` — an embedding that is the same for
-  every sample, where a zero baseline makes its share meaningless;
+  every sample, where a zero baseline makes its share meaningless (finetune's text:
+  :func:`constant_embedding_training_warning`);
 * :func:`completeness_ratio` / :func:`completeness_warning` — IG attributions that do not add up to
   ``F(x) - F(baseline)``.
 
@@ -233,6 +234,19 @@ def constant_embedding_warning(modality: str) -> dict[str, Any]:
         modality=modality)
 
 
+def constant_embedding_training_warning(modality: str) -> str:
+    """finetune's warning for an embedding that never changes, its shares measured by gradients at the embedding.
+
+    Example:
+        >>> constant_embedding_training_warning("visual").startswith("the visual embedding is the same")
+        True
+    """
+    return (f"the {modality} embedding is the same for every validation sample, so its share at the embedding level "
+            f"(share_{modality} in metrics.csv, what -r attribution balances) measures how far that constant is "
+            f"from zero, not what the samples carry; check the {modality} encoder and its inputs, or use "
+            f"--attribution shapley (a constant embedding gets a share of 0 there) or --level input")
+
+
 def completeness_ratio(extra: Mapping[str, Any]) -> float | None:
     """Mean completeness error as a fraction of the mean ``|F(x) - F(baseline)|`` (``None``: not reported).
 
@@ -413,7 +427,7 @@ __all__ = [
     "COMPLETENESS_LIMIT", "FORWARD_ONLY_ESTIMATORS", "PROBABILITIES_HINT", "PROBABILITIES_MESSAGE",
     "check_training_outputs", "looks_like_probabilities", "probabilities_warning", "allow_mode_switch", "check_compiled", "compiled_kind", "ConstantMonitor", "GRADIENT_METHODS", "audit_warning",
     "check_finite", "check_gradients_flow", "check_logits_width", "check_width_follows_classes", "completeness_ratio", "completeness_warning",
-    "constant_embedding_warning", "first_nonfinite", "gradient_estimators", "unaudited_inputs",
+    "constant_embedding_training_warning", "constant_embedding_warning", "first_nonfinite", "gradient_estimators", "unaudited_inputs",
 ]
 
 

@@ -16,7 +16,9 @@ Nothing in the command text is substituted. The workspace is prepared instead: `
 ``python`` on ``PATH`` run this checkout, ``.venv/bin/activate`` exists, the synthetic dataset's
 default sizes are tiny (``MMBALANCE_SYNTHETIC_SIZES``), and the files the pages assume a reader
 already has are there: ``data/avd`` (tiny synthetic tensor files), ``runs/best.pt`` (av-tiny trained
-on it, its ``metrics.csv`` also as ``runs/balanced/metrics.csv``), ``audit.json``, ``plain.json``, ``balanced.json``, ``audits/main.json`` (audits of it) and
+on it, its ``metrics.csv`` also as ``runs/balanced/metrics.csv``), ``audit.json``, ``plain.json``, ``balanced.json``, ``audits/main.json`` (audits of it),
+``data/letters-av`` (a tiny synthetic stand-in for the letters benchmark, which needs espeak-ng) with av-small's
+``runs/plain``, ``runs/a`` and ``runs/v`` (fused, audio-only and visual-only runs of it) and
 ``mmbalance.toml`` (a policy), each left out of a page that makes it itself (``--out PATH``). The test is generic: a new page's blocks run without changing it.
 """
 
@@ -175,6 +177,13 @@ def template(tmp_path_factory) -> Path:
     for name in ("audit.json", "plain.json", "balanced.json", "audits/main.json"):
         result.save(d / name)
     (d / "mmbalance.toml").write_text("[check]\nmax_share = 0.99\nmin_accuracy = 0.0\n")
+    # the letters benchmark needs espeak-ng (bench/realistic_av.py): a tiny stand-in in its format, and av-small's
+    # fused and unimodal runs of it (docs/estimators.md's probe)
+    letters = str(d / "data" / "letters-av")
+    write_synthetic(letters, n_train=64, n_val=32, n_test=32, seed=1)
+    for run, unimodal in (("plain", None), ("a", "audio"), ("v", "visual")):
+        finetune(TrainConfig(model="av-small", data=letters, out=str(d / "runs" / run), epochs=1, batch_size=16,
+                             seed=0, unimodal=unimodal), progress=False)
     bin_dir = d / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
     for name, command in (("mmbalance", f'"{sys.executable}" -m mmbalance'), ("python", f'"{sys.executable}"')):

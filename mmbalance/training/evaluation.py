@@ -18,7 +18,7 @@ from ..attribution.hooks import EmbeddingView
 from ..data import MultimodalDataset, make_loader
 from ..distributed import ShardSampler, all_reduce_sum
 from ..errors import TrainingError
-from ..guards import check_finite
+from ..guards import ConstantMonitor, check_finite
 from ..models import ModelAdapter
 from .differentiable import AttributionSpec, modality_scores, share_penalty, soft_shares
 from .embeddings import TokenInputs
@@ -51,7 +51,7 @@ def zero_modalities(inputs: Mapping[str, Tensor], names: Sequence[str],
 def evaluate(adapter: ModelAdapter, dataset: MultimodalDataset, *, batch_size: int, device: torch.device,
              spec: AttributionSpec | None = None, target: Sequence[float] | None = None, penalty: str = "l2",
              zero: Sequence[str] = (), amp: bool = False, view: EmbeddingView | None = None,
-             tokens: TokenInputs | None = None) -> dict[str, Any]:
+             tokens: TokenInputs | None = None, monitor: ConstantMonitor | None = None) -> dict[str, Any]:
     """Mean cross-entropy, accuracy and (with ``spec``) modality shares of ``adapter`` on ``dataset``.
 
     Shares are the mean per-sample shares of the true-class attribution measured as
@@ -60,7 +60,9 @@ def evaluate(adapter: ModelAdapter, dataset: MultimodalDataset, *, batch_size: i
     input level, where ``tokens`` attributes token ids at their embedding). Each batch's
     pass-through inputs (``batch.extra``) go to the model with it. With ``target`` the share
     penalty of those mean shares is returned too. Under torchrun each rank evaluates its
-    shard and the sums are all-reduced, so every rank gets the single-process numbers.
+    shard and the sums are all-reduced, so every rank gets the single-process numbers. With
+    ``monitor`` and shares at the embedding level, each batch's embeddings are folded into it
+    (one more forward per batch), to find those that never change.
 
     Example:
         >>> evaluate(adapter, val_set, batch_size=64, device=torch.device("cpu"))  # doctest: +SKIP
@@ -89,6 +91,9 @@ def evaluate(adapter: ModelAdapter, dataset: MultimodalDataset, *, batch_size: i
                                          view=view if spec.level == "embedding" else
                                          (tokens or TokenInputs()).input_view(adapter))
             sums[3:] += soft_shares(scores.double()).sum(0).cpu()
+            if monitor is not None and spec.level == "embedding":
+                with torch.no_grad(), _autocast(device, amp):
+                    monitor.update(view.encode(inputs) if view is not None else adapter.encode(inputs))
     sums = all_reduce_sum(sums)
     adapter.train(was_training)
     n = max(float(sums[2]), 1.0)

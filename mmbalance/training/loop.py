@@ -40,7 +40,8 @@ from ..data import IndexedDataset, MultimodalDataset, iter_batches, load_dataset
 from ..device import resolve_device
 from ..distributed import all_reduce_sum, barrier, init_distributed, shutdown_distributed
 from ..errors import DataError, MMBalanceWarning, TrainingError, UsageError
-from ..guards import check_compiled, check_training_outputs, compiled_kind
+from ..guards import (ConstantMonitor, check_compiled, check_training_outputs, compiled_kind,
+                      constant_embedding_training_warning)
 from ..io import atomic_write_json, atomic_write_text, check_output_dir, confined_to
 from ..models import ModelAdapter, load_model, save_state_dict
 from ..models.binding import fit_to_model, split_pass_through
@@ -301,6 +302,14 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
         restore_rng(state["rng"])
     chance, check_at = chance_accuracy(val_set), chance_check_epoch(config.epochs)
     messages: list[str] = list(state.get("warnings", [])) if state else []
+    if state is None and config.checkpoint and main:
+        from ..media.provenance import decoding_mismatch  # noqa: PLC0415 - the media package, only when it can apply
+
+        mismatch = decoding_mismatch(config.data, config.checkpoint)
+        if mismatch is not None:  # fine-tuning on media decoded otherwise: fine when meant, a slip when not
+            messages.append(f"{mismatch}; --checkpoint was trained on inputs decoded otherwise: decode as its "
+                            f"training data was, unless the change is meant")
+            warnings.warn(messages[-1], TrainingWarning, stacklevel=2)
     last_epoch = stopped_epoch or config.epochs
     run_info = {"config": config.to_dict(), "classes": list(train_set.classes), "modalities": list(modalities)}
     if passed:
@@ -375,9 +384,16 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
                 lr = optimizers[0].param_groups[0]["lr"]
                 for sch in schedulers:
                     sch.step()
+                # once, at the first validation; Shapley's absent modality is the encoding of a zero input, which
+                # gives a constant embedding a share of 0: only the gradient measures (zero embedding) need the guard
+                watch = epoch == 1 and main and spec.method != "shapley"
+                monitor = ConstantMonitor() if watch else None
                 val = evaluate(adapter, val_set, batch_size=config.batch_size, device=dev, spec=spec, target=target,
                                penalty=config.penalty, zero=config.zero_modalities, amp=amp,
-                               view=regularizer.view, tokens=regularizer.tokens)
+                               view=regularizer.view, tokens=regularizer.tokens, monitor=monitor)
+                for m in monitor.constant() if monitor is not None else ():
+                    messages.append(constant_embedding_training_warning(m))
+                    warnings.warn(messages[-1], TrainingWarning, stacklevel=2)
                 regularizer.observe(adapter, epoch, train_set=train_set, val_set=val_set,
                                     batch_size=config.batch_size, device=dev)
                 n = max(float(sums[2]), 1.0)

@@ -1,4 +1,4 @@
-"""The CLI starts without importing torch for --help and argument errors; library defaults shown in --help match."""
+"""The CLI starts without importing torch for --help, argument errors and ``models``; the literals it shows match."""
 
 import json
 import os
@@ -6,9 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
-from mmbalance.cli import _defaults, app
+from mmbalance.cli import _defaults, app, cmd_models
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,10 +28,11 @@ for args in json.loads(sys.argv[1]):
 """
 _ARGS = [["--help"], ["audit", "--help"], ["finetune", "--help"], ["bench", "--help"], ["check", "--help"],
          ["report", "--help"], ["data", "synth", "--help"], ["data", "prepare", "--help"], ["demo", "--help"],
-         ["compare", "--help"], ["audit"], ["finetune", "--epochs", "x"], ["check", "--bogus"], ["bench"]]
+         ["compare", "--help"], ["audit"], ["finetune", "--epochs", "x"], ["check", "--bogus"], ["bench"],
+         ["models"], ["models", "--json"], ["models", "tiny", "-q"]]
 
 
-def test_help_and_argument_errors_do_not_import_torch():
+def test_help_argument_errors_and_models_do_not_import_torch():
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(_ARGS)], capture_output=True, text=True,
                           env=env, timeout=120)
@@ -66,6 +68,34 @@ def test_cli_defaults_equal_the_library_defaults():
     assert _defaults.SYNTHETIC_SIZES == synthetic.DEFAULT_SIZES
     assert _defaults.SYNTHETIC_NUM_CLASSES == synthetic.DEFAULT_NUM_CLASSES
     assert _defaults.SYNTHETIC_MAX_NUM_CLASSES == synthetic.MAX_NUM_CLASSES
+    from mmbalance.models import _registry, list_model_info
+
+    assert _defaults.MODELS_ENTRY_POINT_GROUP == _registry.ENTRY_POINT_GROUP
+    assert _defaults.BUILTIN_MODELS == tuple((i.name, i.description, i.target) for i in list_model_info()
+                                             if i.source == "builtin")
+
+
+@pytest.mark.parametrize("pattern", ["*", "", "av", "AV-*", "tiny", "*res*", "[eu]*", "av-?iny", "zzz"])
+def test_models_listed_from_literals_as_the_registry_lists_them(pattern):
+    from mmbalance.models import list_model_info
+
+    expected = [i.to_json() for i in list_model_info(pattern) if i.source == "builtin"]
+    assert cmd_models._builtin_model_info(pattern) == expected
+
+
+def test_models_lists_a_model_registered_in_process_through_the_registry():
+    from mmbalance.models import _registry, register_model
+
+    @register_model("startup-toy")
+    def startup_toy(num_classes: int):
+        """A toy registered at run time."""
+
+    try:
+        result = CliRunner().invoke(app, ["models", "startup-toy", "--json"])
+    finally:
+        _registry._unregister("startup-toy")
+    assert result.exit_code == 0, result.output
+    assert [row["description"] for row in json.loads(result.stdout)] == ["A toy registered at run time."]
 
 
 def test_flags_are_shown_as_flags():
