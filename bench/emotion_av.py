@@ -165,6 +165,9 @@ class EmotionConfig:
             raise SystemExit("error: corruption rates must lie in [0, 1] and sum to less than 1")
         if min(self.sizes().values()) < 1:
             raise SystemExit("error: every split needs at least one sample")
+        if len(self.prosody_spread) != len(PROSODY_NEUTRAL) or min(self.prosody_spread) <= 0 \
+                or self.expression_spread <= 0:
+            raise SystemExit("error: the spreads must be positive (three for the prosody: pitch, range, speed)")
         unknown = set(self.emotions) - set(EMOTIONS)
         if len(self.emotions) < 2 or unknown:
             raise SystemExit(f"error: emotions must be at least two of {', '.join(EMOTIONS)}")

@@ -120,7 +120,9 @@ def test_bad_settings_are_refused(gen, tmp_path):
         gen.generate(tmp_path / "x", _cfg(gen, audio_noise=0.6, visual_corrupt=0.6), log=False)
     with pytest.raises(SystemExit, match="emotions"):
         gen.generate(tmp_path / "y", _cfg(gen, emotions=("anger", "boredom")), log=False)
-    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    with pytest.raises(SystemExit, match="spreads must be positive"):
+        gen.generate(tmp_path / "z", _cfg(gen, expression_spread=0.0), log=False)
+    assert not any((tmp_path / d).exists() for d in "xyz")
 
 
 def test_cli_refuses_bad_settings_in_one_line(gen, tmp_path, capsys):
