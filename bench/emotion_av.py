@@ -45,11 +45,11 @@ bound that ignores the ambiguity (``1 - noise - swap + noise / K`` and so on, as
 With the defaults the bound is about 0.60 audio, 0.66 visual and 0.82 fused.
 
 Measured (``mmbalance finetune -m av-small --lr 3e-3 --epochs 6``, best-validation checkpoint, test
-accuracy, data seeds 0 and 1): audio alone 36.0 / 38.4 % (at its plateau after 2-3 epochs), faces
-alone 43.4 / 35.4 % (near chance for an epoch, still rising at 6), plain fused 51.4 / 50.4 % with
-75 / 82 % of its validation Integrated-Gradients share on audio: fusion beats each stream alone,
-leans on the fast one, and stays about 30 points under the fused bound, as on CREMA-D, where
-plain joint training under-uses the faces.
+accuracy, data seeds 0 / 1 / 2): audio alone 36.0 / 38.4 / 34.0 % (at its plateau after 2-3
+epochs), faces alone 43.4 / 35.4 / 41.2 % (near chance for an epoch, still rising at 6), plain
+fused 51.4 / 50.4 / 53.0 % with 75 / 82 / 78 % of its validation share on audio: fusion beats
+each stream alone, leans on the fast one, and stays about 30 points under the fused bound, as on
+CREMA-D, where plain joint training under-uses the faces.
 
 Splits ``train``/``val``/``test`` (default 1500/500/500) are written as ``train.pt``, ``val.pt``,
 ``test.pt`` in mmbalance's tensor format (docs/dataset-format.md), the same shapes as letters-av
