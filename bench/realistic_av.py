@@ -188,13 +188,21 @@ def espeak_version() -> str:
     return done.stdout.strip()
 
 
-def speak(letter: str, voice: str, speed: int, pitch: int) -> torch.Tensor:
-    """The spoken name of ``letter`` as a mono waveform at :data:`SAMPLE_RATE` (silence trimmed)."""
+def speak(text: str, voice: str, speed: int, pitch: int, *, pitch_range: int | None = None) -> torch.Tensor:
+    """``text`` spoken by espeak-ng as a mono waveform at :data:`SAMPLE_RATE` (silence trimmed).
+
+    ``pitch_range`` (percent of the voice's range, through SSML ``<prosody range>``) is left at the
+    voice's default when ``None``.
+    Example: ``speak("A", "en-us", 160, 50)``.
+    """
     exe = shutil.which("espeak-ng")
     if exe is None:
         raise SystemExit(f"error: {INSTALL_HINT}")
-    done = subprocess.run([exe, "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", letter],
-                          capture_output=True, check=False)
+    args = [exe, "-v", voice, "-s", str(speed), "-p", str(pitch)]
+    if pitch_range is not None:
+        args += ["-m"]
+        text = f'<speak><prosody range="{int(pitch_range)}%">{text}</prosody></speak>'
+    done = subprocess.run([*args, "--stdout", text], capture_output=True, check=False)
     if done.returncode != 0 or not done.stdout:
         raise SystemExit(f"error: espeak-ng failed for voice {voice!r}: {done.stderr.decode()[:200]}")
     with wave.open(io.BytesIO(done.stdout)) as wav:
@@ -283,34 +291,49 @@ def make_visual(labels: torch.Tensor, corrupt: torch.Tensor, glyphs: torch.Tenso
 def make_audio(labels: torch.Tensor, corrupt: torch.Tensor, speech: list[list[torch.Tensor]], cfg: LettersConfig,
                gen: torch.Generator) -> torch.Tensor:
     """``(n, 1, N_MELS, N_FRAMES)`` standardized log-mel spectrograms of augmented spoken names."""
-    import torchaudio
-
     n, k = labels.numel(), len(cfg.letters)
-    length = int(WINDOW_SECONDS * SAMPLE_RATE)
     spoken = torch.where(corrupt == 2, (labels + torch.randint(1, k, (n,), generator=gen)) % k, labels)
     which = torch.randint(len(speech[0]), (n,), generator=gen)
-    rate = _uniform(n, 0.88, 1.12, gen)
+    sources = [None if int(corrupt[i]) == 1 else speech[int(spoken[i])][int(which[i])] for i in range(n)]
+    return augment_speech(sources, cfg.audio_snr_db, gen)
+
+
+def augment_speech(sources: Sequence[torch.Tensor | None], snr_db: tuple[float, float], gen: torch.Generator, *,
+                   window_seconds: float = WINDOW_SECONDS, f_max: float = SAMPLE_RATE / 2,
+                   rate_range: tuple[float, float] = (0.88, 1.12)) -> torch.Tensor:
+    """``(n, 1, N_MELS, N_FRAMES)`` standardized log-mels of ``sources`` (``None``: background noise alone).
+
+    Each waveform is resampled by a factor in ``rate_range`` (pitch and duration together), placed at a random onset in a
+    ``window_seconds`` window (cut if longer), scaled by a random gain and mixed with white and
+    low-passed noise at an SNR drawn from ``snr_db``.
+    Example: ``augment_speech([speak("A", "en-us", 160, 50), None], (5.0, 25.0), torch.Generator())``.
+    """
+    import torchaudio
+
+    n = len(sources)
+    length = int(window_seconds * SAMPLE_RATE)
+    rate = _uniform(n, *rate_range, gen)
     onset = torch.rand(n, generator=gen)
     gain = _uniform(n, 0.5, 1.5, gen)
-    snr = _uniform(n, *cfg.audio_snr_db, gen)
+    snr = _uniform(n, *snr_db, gen)
     tilt = torch.rand(n, generator=gen)  # mix of white and low-passed ("rumble") noise
     noise = torch.randn(n, length, generator=gen)
     rumble = F.avg_pool1d(torch.randn(n, 1, length + 7, generator=gen), 8, stride=1)[:, 0] * math.sqrt(8)
     noise = (1 - tilt[:, None]) * noise + tilt[:, None] * rumble
     wave_ = torch.zeros(n, length)
-    for i in range(n):
-        if int(corrupt[i]) == 1:
+    silent = torch.tensor([x is None for x in sources], dtype=torch.bool)
+    for i, x in enumerate(sources):
+        if x is None:
             continue
-        x = speech[int(spoken[i])][int(which[i])]
         size = min(length, max(8, round(x.numel() / float(rate[i]))))
         x = F.interpolate(x[None, None], size=size, mode="linear", align_corners=False)[0, 0]
         start = int(float(onset[i]) * (length - size))
         wave_[i, start:start + size] = x / x.abs().max().clamp(min=1e-6)
     speech_power = (wave_ ** 2).sum(1) / (wave_ != 0).sum(1).clamp(min=1)
-    noise_power = speech_power.where(corrupt != 1, torch.full_like(speech_power, 0.05)) / 10 ** (snr / 10)
+    noise_power = speech_power.where(~silent, torch.full_like(speech_power, 0.05)) / 10 ** (snr / 10)
     mixed = gain[:, None] * (wave_ + noise * noise_power.sqrt()[:, None])
     mel = torchaudio.transforms.MelSpectrogram(sample_rate=SAMPLE_RATE, n_fft=512, hop_length=length // N_FRAMES,
-                                               n_mels=N_MELS, f_max=SAMPLE_RATE / 2)(mixed)[..., :N_FRAMES]
+                                               n_mels=N_MELS, f_max=f_max)(mixed)[..., :N_FRAMES]
     logmel = torch.log(mel + 1e-6)
     logmel = (logmel - logmel.mean((1, 2), keepdim=True)) / logmel.std((1, 2), keepdim=True).clamp(min=1e-6)
     return logmel[:, None].contiguous()
