@@ -31,6 +31,7 @@ bench: $(STAMP)
 
 bench-data: $(STAMP)
 	$(BIN)/python bench/realistic_av.py --out data/letters-av
+	$(BIN)/python bench/emotion_av.py --out data/emotion-av
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache build *.egg-info
