@@ -83,6 +83,14 @@ def workdir(tmp_path_factory) -> Path:
 DATA = "synthetic:av-dominance?n_train=64&n_val=32&n_test=48"
 
 
+@pytest.fixture(scope="module")
+def audit_checkpoint(workdir) -> Path:
+    """A run of its own for the audit tests: reusing another test's run made the outcome depend on test order."""
+    _run(["finetune", "--model", "nobn.py:build", "--data", DATA, "--epochs", "1", "--out", "audit-run",
+          "--device", "cpu", "-q"], 1, workdir)
+    return workdir / "audit-run" / "last.pt"
+
+
 @pytest.mark.parametrize("regularizer", ["none", "attribution", "gblend"])
 def test_two_processes_match_one(workdir, regularizer):
     common = ["finetune", "--model", "nobn.py:build", "--data", DATA, "--epochs", "2", "--batch-size", "16",
@@ -205,11 +213,8 @@ with open(f"{sys.argv[3]}-{rank}.json", "w") as fh:
 '''
 
 
-def test_audit_shards_the_data_and_reduces_the_statistics(workdir):
-    ckpt = workdir / "one-none" / "last.pt"
-    if not ckpt.exists():
-        _run(["finetune", "--model", "nobn.py:build", "--data", DATA, "--epochs", "1", "--out", "one-none",
-              "--device", "cpu", "-q"], 1, workdir)
+def test_audit_shards_the_data_and_reduces_the_statistics(workdir, audit_checkpoint):
+    ckpt = audit_checkpoint
     (workdir / "audit_script.py").write_text(AUDIT_SCRIPT)
 
     def results(nproc):
@@ -233,11 +238,8 @@ def test_audit_shards_the_data_and_reduces_the_statistics(workdir):
         assert r["extra"]["ablation"] == pytest.approx(one[0]["extra"]["ablation"])  # merged extras
 
 
-def test_audit_under_torchrun_equals_one_process(workdir):
-    ckpt = workdir / "one-none" / "last.pt"
-    if not ckpt.exists():
-        _run(["finetune", "--model", "nobn.py:build", "--data", DATA, "--epochs", "1", "--out", "one-none",
-              "--device", "cpu", "-q"], 1, workdir)
+def test_audit_under_torchrun_equals_one_process(workdir, audit_checkpoint):
+    ckpt = audit_checkpoint
     args = ["audit", "--model", "nobn.py:build", "--checkpoint", str(ckpt), "--data", DATA, "--steps", "4",
             "--batch-size", "10", "--device", "cpu", "-q"]
     _run([*args, "--out", "audit-one.json"], 1, workdir)
