@@ -12,8 +12,10 @@ matplotlib.use("Agg")
 
 sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("NO_COLOR", "1")
-# Two cores shared by parallel work: one intra-op thread keeps timings stable and fast.
+# Two cores shared by parallel work (`make test` runs one pytest worker per core): one intra-op thread per
+# process keeps timings stable and fast, in the test processes and in the commands they start.
 torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture
