@@ -151,3 +151,26 @@ def test_target_sets_the_penalty_minimum(kind, target):
 def test_unknown_penalty_is_a_usage_error():
     with pytest.raises(UsageError):
         share_penalty(torch.tensor([0.5, 0.5]), torch.tensor([0.5, 0.5]), "l3")
+
+
+def test_shapley_penalty_encodes_two_zero_rows_and_equals_the_whole_zero_batch():
+    # training mode: batch norm normalizes with the zero batch's own statistics, which are the same for
+    # 2 identical rows as for 12, so the cheap absent embedding must equal the whole batch's
+    from mmbalance.models import load_model
+    from mmbalance.training.differentiable import shapley_scores
+
+    torch.manual_seed(0)
+    model = load_model("av-tiny", num_classes=4).train()
+    x = {"audio": torch.randn(12, 1, 16, 16), "visual": torch.randn(12, 3, 2, 16, 16)}
+    target = torch.randint(0, 4, (12,))
+    seen: list[int] = []
+    hook = model.get_submodule("model.encoders.audio").register_forward_hook(lambda mod, args, out: seen.append(args[0].shape[0]))
+    fast = modality_scores(model, x, target, AttributionSpec(method="shapley", level="embedding"))
+    hook.remove()
+    assert seen == [12, 2]  # the batch, then two zero rows (not another 12)
+    zero = {m: torch.zeros_like(t) for m, t in x.items()}
+    with torch.no_grad():
+        reference = shapley_scores(model.fuse, model.encode(x), model.encode(zero), target).abs()
+    # float32 batch-norm statistics summed over 2 vs 12 rows: rounding of a few ulps of the logits
+    assert torch.allclose(fast, reference, rtol=1e-5, atol=1e-5)
+    assert fast.shape == (12, 2) and (fast > 0).any()
