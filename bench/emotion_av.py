@@ -87,7 +87,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from mmbalance.errors import MMBalanceError  # noqa: E402
 from mmbalance.io import check_output_dir  # noqa: E402
-from realistic_av import (FRAME_SIZE, N_FRAMES, N_MELS, N_TIME, SPLITS, _corruption,  # noqa: E402
+from realistic_av import (FRAME_SIZE, N_FRAMES, N_MELS, N_TIME, SPLITS, _corruption, corruption_oracle,  # noqa: E402
                           _stream_seed, _uniform, augment_speech, espeak_version, speak)
 
 __all__ = ["EMOTIONS", "EmotionConfig", "generate", "latent_oracle", "make_split"]
@@ -154,10 +154,7 @@ class EmotionConfig:
 
     def oracle_corruption_only(self) -> dict[str, float]:
         """The letters-av bound: every clean modality read perfectly (ignores the ambiguity)."""
-        k = len(self.emotions)
-        return {"audio": round(1 - self.audio_noise - self.audio_swap + self.audio_noise / k, 4),
-                "visual": round(1 - self.visual_corrupt + self.visual_corrupt / k, 4),
-                "fused": 1.0}
+        return corruption_oracle(self.audio_noise, self.audio_swap, self.visual_corrupt, len(self.emotions))
 
     def check(self) -> None:
         rates = (self.audio_noise, self.audio_swap, self.visual_corrupt)

@@ -91,6 +91,17 @@ INSTALL_HINT = ("espeak-ng is needed to synthesize the spoken letters: install i
                 "or `brew install espeak-ng` (macOS)")
 
 
+def corruption_oracle(audio_noise: float, audio_swap: float, visual_corrupt: float, k: int) -> dict[str, float]:
+    """Best accuracy when every clean stream is read perfectly and a corrupted one is a guess (K classes).
+
+    A swapped track sounds right and is always wrong; a noise-only or absent stream is a guess; the fused
+    model always has one clean stream.
+    """
+    return {"audio": round(1 - audio_noise - audio_swap + audio_noise / k, 4),
+            "visual": round(1 - visual_corrupt + visual_corrupt / k, 4),
+            "fused": 1.0}
+
+
 @dataclass
 class LettersConfig:
     """Settings of the generator (all recorded in ``meta.json``).
@@ -118,10 +129,7 @@ class LettersConfig:
 
     def oracle(self) -> dict[str, float]:
         """Best reachable accuracy of an audio-only, a visual-only and a fused model."""
-        k = len(self.letters)
-        return {"audio": round(1 - self.audio_noise - self.audio_swap + self.audio_noise / k, 4),
-                "visual": round(1 - self.visual_corrupt + self.visual_corrupt / k, 4),
-                "fused": 1.0}
+        return corruption_oracle(self.audio_noise, self.audio_swap, self.visual_corrupt, len(self.letters))
 
     def check(self) -> None:
         rates = (self.audio_noise, self.audio_swap, self.visual_corrupt)
