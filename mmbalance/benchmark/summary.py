@@ -35,7 +35,7 @@ MEASURE_NAMES = {"shapley": "Shapley (modality removal)", "ablation": "ablation"
 
 
 def record_measure(record: "BenchRecord") -> str:
-    """The measure a run's shares were taken with; records of benches before 0.x had no field and used IG."""
+    """The measure a run's shares were taken with; records of earlier versions have no field and used IG."""
     return str(record.extra.get("measure", "ig"))
 
 
