@@ -66,6 +66,8 @@ def test_terminal_html_and_markdown_show_inconclusive(tmp_path):
     console.print(audit_table(disagreeing()))
     text = console.export_text()
     assert "verdict: inconclusive" in text and "← dominant" not in text
+    # no modality dominates an inconclusive audit: the caption names the largest share as such
+    assert "· largest share " in text and "· dominant " not in text
     files = build_report([disagreeing()], out_dir=tmp_path / "r", formats="html,md")
     html = files.html.read_text(encoding="utf-8")
     assert 'class="verdict inconclusive"' in html and 'class="verdict balanced"' not in html

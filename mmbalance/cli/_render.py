@@ -38,7 +38,8 @@ def audit_table(result: AuditResult) -> Table:
     imb = result.imbalance
     verdict = result.verdict
     table.caption = (f"verdict: {verdict['message']}\n"
-                     f"accuracy {result.accuracy:.1%} · dominant {result.dominant_modality} · max share {imb['max_share']:.1%} · "
+                     f"accuracy {result.accuracy:.1%} · {'dominant' if dom else 'largest share'} "
+                     f"{result.dominant_modality} · max share {imb['max_share']:.1%} · "
                      f"share variance {imb['share_variance']:.4f} · entropy {imb['entropy']:.3f}")
     table.caption_justify = "left"
     return table

@@ -99,7 +99,7 @@ def comparison_table(result: DemoResult) -> Table:
     for m in result.audit.modalities:
         row(f"accuracy with {m} alone", f"alone_{m}")
     row("share variance", "share_variance", "{:.4f}", points=False)
-    table.add_row("dominant modality", str(c["dominant"][0]), str(c["dominant"][1]), "")
+    table.add_row("largest share", str(c["dominant"][0]), str(c["dominant"][1]), "")
     method = result.audit.primary
     table.caption = (f"shares: {method.name} at the {method.level} level on the test split; alone: the other modality "
                      "zeroed. The fine-tuned model also trained for more epochs; docs/results.md compares "
