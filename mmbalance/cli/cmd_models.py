@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import importlib.metadata
 import json
 import sys
@@ -11,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..patterns import matches_pattern
 from ._defaults import BUILTIN_MODELS, MODELS_ENTRY_POINT_GROUP
 from ._options import JsonOpt, QuietOpt
 from .app import app, stderr_console, stdout_console
@@ -61,12 +61,5 @@ def _registry_must_list() -> bool:
 def _builtin_model_info(pattern: str) -> list[dict[str, str]]:
     """``list_model_info(pattern)`` of the built-ins as JSON, from the literal table, without importing torch."""
     return [{"name": name, "source": "builtin", "description": description, "target": target}
-            for name, description, target in BUILTIN_MODELS if _matches(name, pattern)]
+            for name, description, target in BUILTIN_MODELS if matches_pattern(name, pattern)]
 
-
-def _matches(name: str, pattern: str) -> bool:
-    """As in mmbalance.models._registry: fnmatch, case-insensitive; a pattern without wildcards is a substring."""
-    pattern = (pattern or "*").lower()
-    if not any(ch in pattern for ch in "*?["):
-        pattern = f"*{pattern}*"
-    return fnmatch.fnmatchcase(name.lower(), pattern)

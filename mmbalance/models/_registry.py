@@ -15,13 +15,13 @@ Example:
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import importlib.metadata
 import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, TypeVar, overload
 
 from ..errors import ModelError
+from ..patterns import matches_pattern
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -128,13 +128,6 @@ def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
     return found
 
 
-def _matches(name: str, pattern: str) -> bool:
-    pattern = pattern.lower()
-    if not any(ch in pattern for ch in "*?["):
-        pattern = f"*{pattern}*"
-    return fnmatch.fnmatchcase(name.lower(), pattern)
-
-
 def list_models(pattern: str = "*") -> list[str]:
     """Sorted names of registered and entry-point models matching ``pattern``.
 
@@ -146,7 +139,7 @@ def list_models(pattern: str = "*") -> list[str]:
         ['av-resnet18', 'av-small', 'av-tiny']
     """
     names = set(_model_entrypoints) | set(_entry_points())
-    return sorted(n for n in names if _matches(n, pattern or "*"))
+    return sorted(n for n in names if matches_pattern(n, pattern))
 
 
 def is_model(name: str) -> bool:
