@@ -4,8 +4,9 @@ Every method trains for the same ``--epochs`` with the same data, model, batch s
 learning rate and seed; what differs is listed here (the paper settings, see
 docs/finetune.md). ``unimodal`` expands to one run per modality (``unimodal-audio``,
 ``unimodal-visual``); ``ensemble`` trains nothing and averages those unimodal models; ``warm`` (and
-``warm-attribution``) merges those unimodal models into one fused model
-(:mod:`mmbalance.models.warm`) and fine-tunes it at :data:`WARM_LR_FACTOR` times the bench's
+``warm-calibrated``, ``warm-attribution``) merges those unimodal models into one fused model
+(:mod:`mmbalance.models.warm`; ``warm-calibrated`` first scales each run's logits, fitted on the
+validation split) and fine-tunes it at :data:`WARM_LR_FACTOR` times the bench's
 learning rate. ``recommended`` names :data:`RECOMMENDED`, the method docs/results.md
 recommends (the name stays as the recommendation changes).
 
@@ -20,7 +21,7 @@ Example:
     >>> plan_runs(["ogm-ge-published"], ["audio", "visual"], epochs=10)[0].overrides["optimizer"]
     'sgd'
     >>> [p.name for p in plan_runs(["recommended"], ["audio", "visual"], epochs=10)]
-    ['unimodal-audio', 'unimodal-visual', 'warm']
+    ['unimodal-audio', 'unimodal-visual', 'warm-calibrated']
 """
 
 from __future__ import annotations
@@ -35,11 +36,11 @@ __all__ = ["BENCH_METHODS", "DEFAULT_METHODS", "RECOMMENDED", "WARM_LR_FACTOR", 
            "plan_runs"]
 
 #: what ``--methods recommended`` runs: the recommendation of docs/results.md
-RECOMMENDED = "warm"
+RECOMMENDED = "warm-calibrated"
 #: warm starts fine-tune at this fraction of the bench's learning rate (1e-4 at ``--lr 3e-3``)
 WARM_LR_FACTOR = 1 / 30
 #: methods that start from this seed's unimodal runs
-WARM_METHODS = ("warm", "warm-attribution")
+WARM_METHODS = ("warm", "warm-calibrated", "warm-attribution")
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ BENCH_METHODS: dict[str, Callable[[int], dict[str, Any]]] = {
     # attribution-guided gradient modulation of the encoders (AGM-style), beside the fusion-scoped penalty
     "attribution-agm": lambda e: {"regularizer": "attribution", "modulate": 2.0},
     "warm": lambda e: {},
+    # each unimodal run's logits scaled first (temperature scaling, fitted on the validation split)
+    "warm-calibrated": lambda e: {"init_calibrate": True},
     "warm-attribution": lambda e: {"regularizer": "attribution"},
 }
 

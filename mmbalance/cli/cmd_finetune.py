@@ -33,6 +33,7 @@ def finetune_command(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", parser=output_dir, help="Run directory (best.pt, last.pt, metrics.csv, resume.pt).")] = None,
     checkpoint: CheckpointOpt = None,
     init: Annotated[Optional[str], typer.Option("--init", help="Warm start from unimodal runs: audio=RUN_A/best.pt,visual=RUN_V/best.pt (encoders copied, fusion set so the fused logits start as the sum of the unimodal logits; concat or sum heads). Fine-tune at a small --lr, e.g. 1e-4.")] = None,
+    init_calibrate: Annotated[bool, typer.Option("--init-calibrate", help="With --init: first scale each run's logits by one factor per modality, fitted on the validation split (temperature scaling), so an over-confident run does not outvote the other. The factors go to run.json (init_scales).")] = False,
     regularizer: Annotated[str, typer.Option("--regularizer", "-r", help="none, attribution, ogm-ge, modality-dropout or gblend (Gradient-Blending).", rich_help_panel="Balancing")] = "none",
     lambda_: Annotated[float, typer.Option("--lambda", help="Weight of the attribution penalty (>= 0).", rich_help_panel="Balancing")] = 1.0,
     attribution: Annotated[str, typer.Option("--attribution", help="shapley (the audit's default measure), gradxinput or ig, inside the penalty.", rich_help_panel="Balancing")] = "shapley",
@@ -134,7 +135,7 @@ def finetune_command(
         data = media_data(str(data), skip_bad=skip_bad, **decoding)
         config = TrainConfig(
             model=str(model), data=str(data), out=str(out), checkpoint=str(checkpoint) if checkpoint else None,
-            init=parse_init(init),
+            init=parse_init(init), init_calibrate=init_calibrate,
             trust_checkpoint=trust_checkpoint, model_args=parse_model_args(model_arg or []),
             modalities=split_list(modalities), output=parse_output(output),
             embedding_layers=parse_embedding_layers(embedding_layer),

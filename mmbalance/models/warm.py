@@ -20,7 +20,7 @@ Example:
     >>> from mmbalance.models.unimodal import unimodal
     >>> a, v = unimodal(3, modality="audio"), unimodal(3, modality="visual")
     >>> fused = create_model("av-tiny", num_classes=3)
-    >>> warm_start(fused, {"audio": a.state_dict(), "visual": v.state_dict()})
+    >>> scales = warm_start(fused, {"audio": a.state_dict(), "visual": v.state_dict()})
     >>> x, y = torch.randn(2, 1, 16, 16), torch.randn(2, 3, 2, 16, 16)
     >>> _ = [m.eval() for m in (a, v, fused)]
     >>> torch.allclose(fused(x, y), a(x) + v(y), atol=1e-5)
@@ -30,14 +30,19 @@ Example:
 from __future__ import annotations
 
 import os
-from typing import Mapping, Union
+from typing import TYPE_CHECKING, Iterable, Mapping, Union
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ModelError, UsageError
 from .checkpoint import load_state_dict, unwrap_model
 from .fusion import ConcatFusion, SumFusion
+from .logit_scales import fit_logit_scales
+
+if TYPE_CHECKING:
+    from ..data.dataset import Batch
 
 __all__ = ["parse_init", "warm_start"]
 
@@ -81,14 +86,18 @@ def _state(source: Source, modality: str) -> dict[str, Tensor]:
     return load_state_dict(source)
 
 
-def warm_start(model: nn.Module, sources: Mapping[str, Source]) -> None:
+def warm_start(model: nn.Module, sources: Mapping[str, Source],
+               calibrate_on: Iterable[Batch] | None = None) -> dict[str, float]:
     """Copy each modality's encoder and classifier from its unimodal run into the fused ``model`` (in place).
 
     ``sources`` maps a modality to a unimodal run's checkpoint (path or state dict). The
     fusion head (``concat`` or ``sum``) is set so that fused logits = sum of the unimodal
-    logits; modalities without a source get zero fusion weights. Raises :class:`ModelError`
-    for a model without per-modality encoders and a concat/sum head, or a checkpoint that
-    is not a unimodal run of this architecture.
+    logits; modalities without a source get zero fusion weights. With ``calibrate_on``
+    (held-out batches, e.g. the validation split) each run's logits are first scaled by
+    :func:`~mmbalance.models.logit_scales.fit_logit_scales`, so that the fused logits start
+    as ``sum_m a_m * logits_m``. Returns the scales (all 1.0 without calibration). Raises
+    :class:`ModelError` for a model without per-modality encoders and a concat/sum head, or
+    a checkpoint that is not a unimodal run of this architecture.
     """
     target = unwrap_model(model)
     encoders = getattr(target, "encoders", None)
@@ -101,6 +110,41 @@ def warm_start(model: nn.Module, sources: Mapping[str, Source]) -> None:
     if unknown:
         raise UsageError(f"--init names unknown modality {', '.join(unknown)}",
                          hint=f"the model has {', '.join(encoders)}")
+    classifiers = _load_runs(encoders, fusion, sources)
+    scales = {m: 1.0 for m in classifiers}
+    if calibrate_on is not None:
+        logits, labels = _run_logits(target, encoders, classifiers, calibrate_on)
+        scales = fit_logit_scales(logits, labels)
+        classifiers = {m: (w * scales[m], b * scales[m]) for m, (w, b) in classifiers.items()}
+    write_sum_head(fusion, classifiers)
+    return scales
+
+
+def _run_logits(model: nn.Module, encoders: nn.ModuleDict, classifiers: Mapping[str, tuple[Tensor, Tensor]],
+                batches: Iterable[Batch]) -> tuple[dict[str, Tensor], Tensor]:
+    """Each unimodal run's logits (its encoder, then its classifier) on ``batches``, in eval mode."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    parts: dict[str, list[Tensor]] = {m: [] for m in classifiers}
+    labels: list[Tensor] = []
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                for m, (w, b) in classifiers.items():
+                    embedding = encoders[m](batch.inputs[m].to(device))
+                    parts[m].append(F.linear(embedding, w.to(embedding), b.to(embedding)).cpu())
+                labels.append(batch.labels.cpu())
+    finally:
+        model.train(was_training)
+    if not labels:
+        raise ModelError("--init-calibrate found no validation samples", hint="give a non-empty --val-split")
+    return {m: torch.cat(p) for m, p in parts.items()}, torch.cat(labels)
+
+
+def _load_runs(encoders: nn.ModuleDict, fusion: ConcatFusion | SumFusion,
+               sources: Mapping[str, Source]) -> dict[str, tuple[Tensor, Tensor]]:
+    """Load each run's encoder into ``encoders``; return its classifier ``{modality: (weight, bias)}``."""
     classifiers: dict[str, tuple[Tensor, Tensor]] = {}
     for modality, source in sources.items():
         sd = _state(source, modality)
@@ -123,6 +167,11 @@ def warm_start(model: nn.Module, sources: Mapping[str, Source]) -> None:
                              f"needs ({fusion.num_classes}, {dim})",
                              hint="the unimodal run must have the same classes and embedding size")
         classifiers[modality] = (w, b)
+    return classifiers
+
+
+def write_sum_head(fusion: ConcatFusion | SumFusion, classifiers: Mapping[str, tuple[Tensor, Tensor]]) -> None:
+    """Set ``fusion`` so its logits are the sum of ``classifiers`` applied to their embeddings (others: 0)."""
     with torch.no_grad():
         if isinstance(fusion, ConcatFusion):
             start = 0

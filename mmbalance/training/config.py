@@ -96,6 +96,7 @@ class TrainConfig:
     checkpoint: str | None = None
     trust_checkpoint: bool = False
     init: dict[str, str] | None = None  # warm start: {modality: unimodal run's best.pt} (models/warm.py)
+    init_calibrate: bool = False  # scale each --init run's logits, fitted on the validation split (models/logit_scales.py)
     model_args: dict[str, Any] = field(default_factory=dict)
     modalities: list[str] | None = None
     output: str | int | None = None
@@ -204,6 +205,9 @@ class TrainConfig:
                                  hint=f"the data has {', '.join(modalities)}")
         from .trackers import parse_log
         parse_log(self.log)
+        if self.init_calibrate and not self.init:
+            raise UsageError("--init-calibrate scales the runs of a warm start; it needs --init",
+                             hint="add --init audio=RUN_A/best.pt,visual=RUN_V/best.pt, or drop --init-calibrate")
         if self.init:
             if self.checkpoint or self.unimodal:
                 raise UsageError("--init builds the fused model from unimodal runs; it does not combine with "

@@ -260,9 +260,11 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
                          trust_checkpoint=config.trust_checkpoint, model_args=spec_args,
                          num_classes=sets[0].num_classes, modalities=sets[0].modalities, output=config.output,
                          device=str(dev), call=config.call, pass_through=passed)
-    if config.init and state is None:
-        warm_start(adapter.model, config.init)
     train_set, val_set = (fit_to_model(adapter, ds, modalities_named=wanted is not None) for ds in sets)
+    init_scales: dict[str, float] | None = state.get("init_scales") if state else None  # kept across a resume
+    if config.init and state is None:  # calibrated on the validation split, the data model selection uses
+        init_scales = warm_start(adapter.model, config.init, calibrate_on=iter_batches(val_set, config.batch_size)
+                                 if config.init_calibrate else None)
     modalities = tuple(train_set.modalities)
     config.validate(modalities)
     regularizer = build_regularizer(config, modalities)
@@ -314,6 +316,8 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
     run_info = {"config": config.to_dict(), "classes": list(train_set.classes), "modalities": list(modalities)}
     if passed:
         run_info["pass_through"] = list(passed)
+    if init_scales is not None and config.init_calibrate:
+        run_info["init_scales"] = init_scales
     if regularizer.tokens.layers:
         run_info["token_ids"] = {m: {"layer": layer, "pad_id": regularizer.tokens.pad_id}
                                  for m, layer in regularizer.tokens.layers.items()}
@@ -324,7 +328,7 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
                 "scaler": scaler.state_dict() if scaler.is_enabled() else {}, "rng": capture_rng(),
                 "regularizer": regularizer.state_dict(),
                 "history": history, "best_acc": best_acc, "best_epoch": best_epoch, "stopped_epoch": stopped_epoch,
-                "warnings": messages}
+                "warnings": messages, "init_scales": init_scales}
 
     if state is None:
         regularizer.observe(adapter, 0, train_set=train_set, val_set=val_set, batch_size=config.batch_size,

@@ -146,12 +146,14 @@ def test_warm_bench_merges_the_unimodal_runs_and_measures_robustness(tmp_path):
 
     out = tmp_path / "b"
     result = bench("av-tiny", DATA, out=out, methods=["recommended"], seeds=[0], lr=3e-3, **FAST)
-    assert [r.run for r in result.records] == ["unimodal-audio", "unimodal-visual", "warm"]
-    config = json.loads((out / "runs" / "warm" / "seed0" / "run.json").read_text())["config"]
+    assert [r.run for r in result.records] == ["unimodal-audio", "unimodal-visual", "warm-calibrated"]
+    info = json.loads((out / "runs" / "warm-calibrated" / "seed0" / "run.json").read_text())
+    config = info["config"]
+    assert config["init_calibrate"] is True and set(info["init_scales"]) == {"audio", "visual"}
     assert config["lr"] == pytest.approx(3e-3 * WARM_LR_FACTOR)
     assert config["init"] == {m: str(out / "runs" / f"unimodal-{m}" / "seed0" / "best.pt") for m in ("audio", "visual")}
     doc = json.loads((out / "bench.json").read_text())
-    assert doc["recommended"] == "warm"
+    assert doc["recommended"] == "warm-calibrated"
     for record in result.records:
         robust = record.extra["robustness"]
         assert set(robust) == {"zero_audio", "noise_audio", "zero_visual", "noise_visual"}

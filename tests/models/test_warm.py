@@ -86,7 +86,7 @@ def test_parse_init():
             parse_init(bad)
 
 
-@pytest.mark.parametrize("name", ["mmbalance.models.warm", "mmbalance.models.av_small",
+@pytest.mark.parametrize("name", ["mmbalance.models.warm", "mmbalance.models.logit_scales", "mmbalance.models.av_small",
                                   "mmbalance.benchmark.robustness"])
 def test_docstring_examples(name):
     import doctest
@@ -94,3 +94,29 @@ def test_docstring_examples(name):
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+@pytest.mark.parametrize("fusion", ["concat", "sum"])
+def test_calibrated_start_is_the_scaled_sum_of_unimodal_logits(fusion):
+    from mmbalance.data.dataset import Batch
+    from mmbalance.models.logit_scales import fit_logit_scales
+
+    a, v = _trained_like("audio", 4), _trained_like("visual", 5)
+    fused = create_model("av-small", num_classes=4, model_args={"fusion": fusion}).double().train()
+    x, y = _inputs(2)
+    labels = torch.tensor([0, 1, 2, 3, 0])
+    scales = warm_start(fused, {"audio": a.state_dict(), "visual": v.state_dict()},
+                        calibrate_on=[Batch({"audio": x, "visual": y}, labels, torch.arange(5))])
+    assert fused.training  # calibration ran in eval mode and gave the mode back
+    with torch.no_grad():
+        want = fit_logit_scales({"audio": a(x), "visual": v(y)}, labels)
+        assert scales == pytest.approx(want, rel=1e-6)
+        assert scales != pytest.approx({"audio": 1.0, "visual": 1.0}, rel=1e-3)  # the scales did something
+        fused.eval()
+        expected = scales["audio"] * a(x) + scales["visual"] * v(y)
+        assert torch.allclose(fused(x, y), expected, rtol=0, atol=1e-12 * float(expected.abs().max() + 1))
+
+
+def test_uncalibrated_start_reports_unit_scales():
+    a = _trained_like("audio", 1)
+    assert warm_start(create_model("av-small", num_classes=4).double(), {"audio": a.state_dict()}) == {"audio": 1.0}

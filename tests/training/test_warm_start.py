@@ -11,7 +11,9 @@ from typer.testing import CliRunner
 from mmbalance.cli import app
 from mmbalance.errors import UsageError
 from mmbalance.models import create_model
+from mmbalance.models.logit_scales import LIMIT
 from mmbalance.training import TrainConfig, finetune
+from mmbalance.training.loop import TrainingInterrupted
 
 runner = CliRunner()
 
@@ -56,3 +58,34 @@ def test_cli_init_errors_are_one_line(tiny_data, tmp_path, value, message):
                               "1", "-q", "--init", value])
     assert res.exit_code == 2, res.output
     assert message in res.output and "Traceback" not in res.output
+
+
+def test_init_calibrate_records_its_scales_and_resumes_with_them(tiny_data, tmp_path):
+    for m in ("audio", "visual"):
+        finetune(_cfg(tiny_data, tmp_path / m, unimodal=m), progress=False)
+    init = {m: str(tmp_path / m / "best.pt") for m in ("audio", "visual")}
+
+    def stop_after_first(row):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "cal"
+    with pytest.raises(TrainingInterrupted):
+        finetune(_cfg(tiny_data, out, init=init, init_calibrate=True, lr=1e-4, epochs=2), progress=False,
+                 on_epoch_end=stop_after_first)
+    scales = json.loads((out / "run.json").read_text())["init_scales"]
+    assert set(scales) == {"audio", "visual"} and all(1 / LIMIT <= s <= LIMIT for s in scales.values()), scales
+    assert scales != {"audio": 1.0, "visual": 1.0}
+    finetune(resume=out, progress=False)  # the resumed run does not refit: the scales of its start stay
+    info = json.loads((out / "run.json").read_text())
+    assert info["init_scales"] == scales and info["config"]["init_calibrate"] is True
+    plain = tmp_path / "plainwarm"
+    finetune(_cfg(tiny_data, plain, init=init, lr=1e-4), progress=False)
+    assert "init_scales" not in json.loads((plain / "run.json").read_text())
+
+
+def test_cli_init_calibrate_needs_init(tiny_data, tmp_path):
+    res = runner.invoke(app, ["finetune", "-m", "av-tiny", "-d", tiny_data, "-o", str(tmp_path / "w"), "--epochs",
+                              "1", "-q", "--init-calibrate"])
+    assert res.exit_code == 2, res.output
+    assert "needs --init" in res.output and "Traceback" not in res.output
