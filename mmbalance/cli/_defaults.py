@@ -31,6 +31,8 @@ BUILTIN_MODELS: tuple[tuple[str, str, str], ...] = (
      "mmbalance.models.av_tiny:av_tiny"),
     ("ensemble", 'Late fusion of unimodal models; ``members``: ``[{"base": "av-tiny", "modality": "audio"}, ...]``.',
      "mmbalance.models.ensemble:ensemble"),
+    ("late-fusion", "A plug-in's encoder modules (``layers``: ``{modality: module}``) under a concat or sum head of "
+     "sizes ``dims``.", "mmbalance.models.late_fusion:late_fusion"),
     ("unimodal", "One encoder of model ``base`` with its own classifier (unimodal baseline).",
      "mmbalance.models.unimodal:unimodal"),
 )

@@ -26,7 +26,7 @@ from .checkpoint import CheckpointKeys, load_checkpoint, load_state_dict, save_s
 from .fusion import FUSIONS, FusionModel
 
 # Importing the families registers their factories.
-from . import av_resnet18, av_small, av_tiny, ensemble, unimodal  # noqa: E402,F401  isort: skip
+from . import av_resnet18, av_small, av_tiny, ensemble, late_fusion, unimodal  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "register_model",

@@ -28,7 +28,7 @@ from ._builder import create_model
 from ._registry import register_model
 from .fusion import build_fusion
 
-__all__ = ["UnimodalModel", "unimodal"]
+__all__ = ["UnimodalModel", "plugin_encoder", "unimodal"]
 
 
 class _FlatHead(nn.Module):
@@ -53,6 +53,15 @@ class _Element(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out = self.module(x)
         return out.to_tuple()[self.index] if hasattr(out, "to_tuple") else out[self.index]
+
+
+def plugin_encoder(model: nn.Module, layer: str) -> nn.Module:
+    """The module of ``model`` that ``layer`` names (``--embedding-layer`` syntax, ``encoder[0]`` included)."""
+    from ..attribution.hooks import resolve_module, split_element
+
+    path, index = split_element(layer)
+    encoder = resolve_module(model, path)
+    return encoder if index is None else _Element(encoder, index)
 
 
 class UnimodalModel(nn.Module):
@@ -104,10 +113,7 @@ def unimodal(num_classes: int, base: str = "av-tiny", modality: str = "audio",
     """
     model = create_model(base, num_classes=num_classes, model_args=dict(base_args or {}))
     if layer is not None:
-        from ..attribution.hooks import resolve_module, split_element
-        path, index = split_element(layer)
-        encoder = resolve_module(model, path)
-        return UnimodalModel(modality, encoder if index is None else _Element(encoder, index), None, num_classes)
+        return UnimodalModel(modality, plugin_encoder(model, layer), None, num_classes)
     encoders = getattr(model, "encoders", None)
     if not isinstance(encoders, nn.ModuleDict):
         raise ModelError(f"{base!r} has no per-modality `encoders`",

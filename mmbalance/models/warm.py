@@ -44,7 +44,7 @@ from .logit_scales import fit_logit_scales
 if TYPE_CHECKING:
     from ..data.dataset import Batch
 
-__all__ = ["parse_init", "warm_start"]
+__all__ = ["init_dims", "parse_init", "warm_start", "warm_target"]
 
 Source = Union[str, "os.PathLike[str]", Mapping[str, Tensor]]
 
@@ -99,13 +99,7 @@ def warm_start(model: nn.Module, sources: Mapping[str, Source],
     :class:`ModelError` for a model without per-modality encoders and a concat/sum head, or
     a checkpoint that is not a unimodal run of this architecture.
     """
-    target = unwrap_model(model)
-    encoders = getattr(target, "encoders", None)
-    fusion = getattr(target, "fusion", None)
-    if not isinstance(encoders, nn.ModuleDict) or not isinstance(fusion, (ConcatFusion, SumFusion)):
-        raise ModelError(f"--init needs a model with per-modality `encoders` and a concat or sum fusion head; "
-                         f"{type(target).__name__} has {type(fusion).__name__ if fusion is not None else 'none'}",
-                         hint="use a built-in model (e.g. av-small) with --model-arg fusion=concat or fusion=sum")
+    target, encoders, fusion = warm_target(model)
     unknown = [m for m in sources if m not in encoders]
     if unknown:
         raise UsageError(f"--init names unknown modality {', '.join(unknown)}",
@@ -113,17 +107,46 @@ def warm_start(model: nn.Module, sources: Mapping[str, Source],
     classifiers = _load_runs(encoders, fusion, sources)
     scales = {m: 1.0 for m in classifiers}
     if calibrate_on is not None:
-        logits, labels = _run_logits(target, encoders, classifiers, calibrate_on)
+        logits, labels = _run_logits(target, classifiers, calibrate_on)
         scales = fit_logit_scales(logits, labels)
         classifiers = {m: (w * scales[m], b * scales[m]) for m, (w, b) in classifiers.items()}
     write_sum_head(fusion, classifiers)
     return scales
 
 
-def _run_logits(model: nn.Module, encoders: nn.ModuleDict, classifiers: Mapping[str, tuple[Tensor, Tensor]],
+def warm_target(model: nn.Module) -> tuple[nn.Module, nn.ModuleDict, ConcatFusion | SumFusion]:
+    """``model`` (unwrapped), its per-modality ``encoders`` and its concat/sum head; :class:`ModelError` otherwise."""
+    target = unwrap_model(model)
+    encoders = getattr(target, "encoders", None)
+    fusion = getattr(target, "fusion", None)
+    if not isinstance(encoders, nn.ModuleDict) or not isinstance(fusion, (ConcatFusion, SumFusion)):
+        raise ModelError(f"--init needs a model with per-modality `encoders` and a concat or sum fusion head; "
+                         f"{type(target).__name__} has {type(fusion).__name__ if fusion is not None else 'none'}",
+                         hint="use a built-in model (e.g. av-small) with --model-arg fusion=concat or fusion=sum, "
+                              "or name a plug-in's encoders with --embedding-layer (a late-fusion warm start)")
+    return target, encoders, fusion
+
+
+def init_dims(sources: Mapping[str, Source]) -> dict[str, int]:
+    """Each unimodal run's embedding size, read from its classifier (``fusion.fc.weight`` is ``(classes, D)``)."""
+    dims: dict[str, int] = {}
+    for modality, source in sources.items():
+        w = _state(source, modality).get("fusion.fc.weight")
+        if w is None or w.dim() != 2:
+            raise ModelError(f"the --init checkpoint for {modality} is not a unimodal {modality} run "
+                             f"(no fusion.fc weights)",
+                             hint=f"give best.pt of `mmbalance finetune --unimodal {modality}` with this model")
+        dims[modality] = int(w.shape[1])
+    return dims
+
+
+def _run_logits(model: nn.Module, classifiers: Mapping[str, tuple[Tensor, Tensor]],
                 batches: Iterable[Batch]) -> tuple[dict[str, Tensor], Tensor]:
-    """Each unimodal run's logits (its encoder, then its classifier) on ``batches``, in eval mode."""
+    """Each unimodal run's logits (the model's embedding of its input, then its classifier) on ``batches``, in eval mode."""
     device = next(model.parameters()).device
+    encode = getattr(model, "encode", None)  # the embeddings fusion sees (a late-fusion model flattens them)
+    if not callable(encode):
+        raise ModelError(f"--init-calibrate needs the model's embeddings; {type(model).__name__} has no encode()")
     was_training = model.training
     model.eval()
     parts: dict[str, list[Tensor]] = {m: [] for m in classifiers}
@@ -131,9 +154,9 @@ def _run_logits(model: nn.Module, encoders: nn.ModuleDict, classifiers: Mapping[
     try:
         with torch.no_grad():
             for batch in batches:
+                embeddings = encode({m: x.to(device) for m, x in batch.inputs.items()})
                 for m, (w, b) in classifiers.items():
-                    embedding = encoders[m](batch.inputs[m].to(device))
-                    parts[m].append(F.linear(embedding, w.to(embedding), b.to(embedding)).cpu())
+                    parts[m].append(F.linear(embeddings[m], w.to(embeddings[m]), b.to(embeddings[m])).cpu())
                 labels.append(batch.labels.cpu())
     finally:
         model.train(was_training)

@@ -213,6 +213,16 @@ class TrainConfig:
                 raise UsageError("--init builds the fused model from unimodal runs; it does not combine with "
                                  f"{'--checkpoint' if self.checkpoint else '--unimodal'}",
                                  hint="drop one of them")
+            if self.embedding_layers:  # a plug-in: late fusion of the modules of --embedding-layer
+                if set(self.embedding_layers) != set(self.init):
+                    raise UsageError(f"a plug-in's warm start fuses the modules of --embedding-layer "
+                                     f"({', '.join(self.embedding_layers)}) and needs one unimodal run for each; "
+                                     f"--init names {', '.join(self.init)}",
+                                     hint="give --init a run for every modality of --embedding-layer")
+                if self.pass_through:
+                    raise UsageError("a plug-in's warm start fuses its encoder modules, which take their inputs "
+                                     f"alone; it cannot pass {', '.join(self.pass_through)} through",
+                                     hint="drop --pass-through, or compare the plug-in with methods that train it whole")
             if modalities is not None:
                 unknown = [m for m in self.init if m not in modalities]
                 if unknown:

@@ -52,7 +52,7 @@ from .config import TrainConfig
 from .differentiable import AttributionSpec
 from .embeddings import find_tokens, training_view
 from .evaluation import _autocast, evaluate, zero_modalities
-from .methods import make_optimizers, materialize, unimodal_spec
+from .methods import make_optimizers, materialize, own_embedding_layers, unimodal_spec
 from .regularizers import Regularizer, build_regularizer, fusion_parameters
 from .rundir import RunLock, check_new_run_dir, clear_run_files
 from .resume import RESUME_FILE, RUN_FILE, capture_rng, load_resume, restore_rng, save_resume
@@ -275,7 +275,7 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
     # lazy layers materialize here, before the optimizers take the parameters; audit's output guards
     materialize(adapter, {**probe.inputs, **probe.extra})
     check_training_outputs(adapter, {**probe.inputs, **probe.extra}, train_set.num_classes, train_set.location)
-    layers = None if config.unimodal else config.embedding_layers  # a unimodal model is built-in: encode/fuse
+    layers = own_embedding_layers(config)  # unimodal and late-fusion models are built-in: encode/fuse
     regularizer.tokens = find_tokens(adapter, {**probe.inputs, **probe.extra}, layers, config.pad_id)
     regularizer.check(adapter, training_view(adapter, layers, tokens=regularizer.tokens,
                                              needed_by=regularizer.needs_embeddings()),

@@ -11,7 +11,8 @@ import torch
 from mmbalance.errors import EstimatorError, ModelError
 from mmbalance.models import FUSIONS, FusionModel, create_model, list_model_info
 
-WRAPPERS = {"unimodal", "ensemble"}  # built from an architecture (tests/training/test_methods.py)
+WRAPPERS = {"unimodal", "ensemble", "late-fusion"}  # built from an architecture (tests/training/test_methods.py,
+#                                                   tests/models/test_late_fusion.py)
 BUILTINS = [info.name for info in list_model_info() if info.source == "builtin" and info.name not in WRAPPERS]
 SIZES = [
     ((2, 1, 20, 24), (2, 3, 2, 16, 16)),

@@ -6,6 +6,7 @@ the unimodal and ensemble models are registered models (:mod:`mmbalance.models.u
 """
 
 from .settings import make_optimizers, validate_method_settings
-from .unimodal import materialize, unimodal_spec
+from .unimodal import builds_plugin_late_fusion, materialize, own_embedding_layers, unimodal_spec
 
-__all__ = ["make_optimizers", "materialize", "unimodal_spec", "validate_method_settings"]
+__all__ = ["builds_plugin_late_fusion", "make_optimizers", "materialize", "own_embedding_layers", "unimodal_spec",
+           "validate_method_settings"]
