@@ -26,6 +26,7 @@ import json
 import os
 import pickle
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,15 +212,25 @@ def _trained_with(path: str | os.PathLike[str]) -> str | None:
         True
     """
     try:
-        config = json.loads((Path(path).parent / "run.json").read_text(encoding="utf-8"))["config"]
+        info = json.loads((Path(path).parent / "run.json").read_text(encoding="utf-8"))
+        config = info["config"]
+        built = info.get("built")  # the model the run built, where it is not --model (unimodal, late-fusion)
+        if isinstance(built, dict):
+            config = built
         model = config["model"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     if not isinstance(model, str) or not model:
         return None
     args = config.get("model_args") or {}
-    flags = "".join(f" --model-arg {k}={json.dumps(v)}" for k, v in args.items()) if isinstance(args, dict) else ""
+    flags = "".join(f" --model-arg {_model_arg(k, v)}" for k, v in args.items()) if isinstance(args, dict) else ""
     return f"--model {model}{flags}"
+
+
+def _model_arg(key: str, value: Any) -> str:
+    """``key=value`` as ``--model-arg`` parses it; a dict or list value quoted for the shell."""
+    text = f"{key}={json.dumps(value)}"
+    return shlex.quote(text) if isinstance(value, (dict, list)) else text
 
 
 def load_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, trust: bool = False,

@@ -316,6 +316,8 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, dev: torch.device,
     run_info = {"config": config.to_dict(), "classes": list(train_set.classes), "modalities": list(modalities)}
     if passed:
         run_info["pass_through"] = list(passed)
+    if spec_name != config.model:  # unimodal or late-fusion: what audit's --model and --model-arg must name
+        run_info["built"] = {"model": spec_name, "model_args": spec_args}
     if init_scales is not None and config.init_calibrate:
         run_info["init_scales"] = init_scales
     if regularizer.tokens.layers:

@@ -48,6 +48,11 @@ def test_every_method_runs_for_a_plugin(tmp_path):
     assert tuple(warm["fusion.fc.weight"].shape) == (4, 12)  # concat of the two 6-wide embeddings
     calibrated = json.loads((tmp_path / "b" / "runs" / "warm-calibrated" / "seed0" / "run.json").read_text())
     assert set(calibrated["init_scales"]) == {"audio", "visual"}
+    built = calibrated["built"]
+    assert built["model"] == "late-fusion" and built["model_args"]["dims"] == {"audio": 6, "visual": 6}
+    # the run.json arguments rebuild the model its best.pt fits
+    fused = create_model("late-fusion", num_classes=4, model_args=built["model_args"])
+    fused.load_state_dict(load_state_dict(tmp_path / "b" / "runs" / "warm-calibrated" / "seed0" / "best.pt"))
 
 
 def test_bench_refuses_a_method_before_training_anything(tmp_path):
