@@ -173,7 +173,30 @@ def build_fusion(kind: str, dims: Mapping[str, int], num_classes: int) -> Fusion
     return cls(dims, num_classes)
 
 
-class FusionModel(nn.Module):
+class HeadMethods:
+    """``fuse`` and ``branch_logits`` of a model whose ``fusion`` attribute is its :class:`FusionHead`."""
+
+    fusion: nn.Module
+
+    def fuse(self, embeddings: Mapping[str, Tensor]) -> Tensor:
+        """Logits ``(B, num_classes)`` from the embeddings."""
+        return self.fusion(embeddings)
+
+    @property
+    def has_branch_logits(self) -> bool:
+        """Whether the fusion head splits its logits by modality (``concat`` and ``sum``)."""
+        return callable(getattr(self.fusion, "branch_logits", None))
+
+    def branch_logits(self, embeddings: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Each modality's own contribution to the logits; only for ``concat`` and ``sum`` heads."""
+        fn = getattr(self.fusion, "branch_logits", None)
+        if not callable(fn):
+            raise EstimatorError(f"the {type(self.fusion).__name__} head has no per-modality logits",
+                                 hint="use fusion=concat or fusion=sum, or another estimator")
+        return fn(embeddings)
+
+
+class FusionModel(HeadMethods, nn.Module):
     """Base of the built-in architectures: per-modality encoders, then a fusion head.
 
     ``encode`` returns exactly the embeddings that enter fusion, ``fuse`` maps them to logits,
@@ -208,23 +231,6 @@ class FusionModel(nn.Module):
             raise ModelError(f"{type(self).__name__} needs inputs {', '.join(self.modalities)}; "
                              f"missing {', '.join(missing)}")
         return {m: self.encoders[m](inputs[m]) for m in self.modalities}
-
-    def fuse(self, embeddings: Mapping[str, Tensor]) -> Tensor:
-        """Logits ``(B, num_classes)`` from the embeddings."""
-        return self.fusion(embeddings)
-
-    @property
-    def has_branch_logits(self) -> bool:
-        """Whether the fusion head splits its logits by modality (``concat`` and ``sum``)."""
-        return callable(getattr(self.fusion, "branch_logits", None))
-
-    def branch_logits(self, embeddings: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """Each modality's own contribution to the logits; only for ``concat`` and ``sum`` heads."""
-        fn = getattr(self.fusion, "branch_logits", None)
-        if not callable(fn):
-            raise EstimatorError(f"the {type(self.fusion).__name__} head has no per-modality logits",
-                                 hint="use fusion=concat or fusion=sum, or another estimator")
-        return fn(embeddings)
 
     def forward(self, audio: Tensor, visual: Tensor) -> Tensor:
         return self.fuse(self.encode({"audio": audio, "visual": visual}))

@@ -28,16 +28,16 @@ from typing import Any, Mapping
 
 from torch import Tensor, nn
 
-from ..errors import EstimatorError, ModelError
+from ..errors import ModelError
 from ._builder import create_model
 from ._registry import register_model
-from .fusion import build_fusion
+from .fusion import HeadMethods, build_fusion
 from .unimodal import plugin_encoder
 
 __all__ = ["LateFusionModel", "late_fusion"]
 
 
-class LateFusionModel(nn.Module):
+class LateFusionModel(HeadMethods, nn.Module):
     """Per-modality encoders and a ``concat``/``sum`` head on their flattened embeddings (``forward(*inputs)``)."""
 
     def __init__(self, encoders: Mapping[str, nn.Module], dims: Mapping[str, int], num_classes: int,
@@ -55,21 +55,6 @@ class LateFusionModel(nn.Module):
             raise ModelError(f"the late-fusion model needs inputs {', '.join(self.modalities)}; "
                              f"missing {', '.join(missing)}")
         return {m: self.encoders[m](inputs[m]).flatten(1) for m in self.modalities}
-
-    def fuse(self, embeddings: Mapping[str, Tensor]) -> Tensor:
-        """Logits from the embeddings."""
-        return self.fusion(embeddings)
-
-    @property
-    def has_branch_logits(self) -> bool:
-        return callable(getattr(self.fusion, "branch_logits", None))
-
-    def branch_logits(self, embeddings: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """Each modality's own contribution to the logits (``concat`` and ``sum`` heads)."""
-        fn = getattr(self.fusion, "branch_logits", None)
-        if not callable(fn):  # pragma: no cover - late_fusion builds concat and sum heads only
-            raise EstimatorError(f"the {type(self.fusion).__name__} head has no per-modality logits")
-        return fn(embeddings)
 
     def forward(self, *inputs: Tensor) -> Tensor:
         if len(inputs) != len(self.modalities):
